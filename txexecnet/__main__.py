@@ -1,0 +1,7 @@
+"""C{python -m txexecnet}: the command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

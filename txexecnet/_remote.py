@@ -1,0 +1,724 @@
+"""
+The txexecnet remote runtime: one stdlib-only file.
+
+This module is shipped as source text to the remote interpreter at bootstrap
+(or imported from the installed package when the child runs the same Python),
+and it is imported by the local side for the serializer and the frame
+constants, so there is exactly one implementation of the wire format.
+
+It must stay importable on Python 3.8 with nothing but the standard library,
+and it must stay ASCII so its length in characters equals its length in bytes.
+
+Wire format: a frame is a 9-byte header (message type: 1 byte, channel id:
+4 bytes, payload length: 4 bytes, big-endian) followed by the payload.
+"""
+
+import builtins
+import os
+import queue
+import struct
+import sys
+import threading
+import traceback
+
+PROTOCOL_VERSION = 1
+
+# Message types.
+HELLO = 0
+CHANNEL_EXEC = 1
+CHANNEL_DATA = 2
+CHANNEL_CLOSE = 3
+CHANNEL_CLOSE_ERROR = 4
+CHANNEL_LAST_MESSAGE = 5
+GATEWAY_EXIT = 6
+
+MESSAGE_NAMES = {
+    HELLO: "HELLO",
+    CHANNEL_EXEC: "CHANNEL_EXEC",
+    CHANNEL_DATA: "CHANNEL_DATA",
+    CHANNEL_CLOSE: "CHANNEL_CLOSE",
+    CHANNEL_CLOSE_ERROR: "CHANNEL_CLOSE_ERROR",
+    CHANNEL_LAST_MESSAGE: "CHANNEL_LAST_MESSAGE",
+    GATEWAY_EXIT: "GATEWAY_EXIT",
+}
+
+HEADER = struct.Struct(">BII")
+HEADER_SIZE = HEADER.size
+
+#: Frames larger than this are a protocol error unless configured otherwise.
+DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024
+
+#: How deeply containers may nest in one serialized item.
+MAX_DEPTH = 200
+
+
+class DataFormatError(Exception):
+    """An item cannot be serialized, or bytes are not a valid serialized item."""
+
+
+class DumpError(DataFormatError):
+    """An object cannot be serialized."""
+
+
+class LoadError(DataFormatError):
+    """Bytes are not a valid serialized item."""
+
+
+class RemoteError(Exception):
+    """
+    The other side of a channel failed: the text is its traceback, or the
+    error string it closed the channel with.
+    """
+
+    def __init__(self, formatted):
+        Exception.__init__(self, formatted)
+        self.formatted = formatted
+
+    def __str__(self):
+        return self.formatted
+
+
+class TimeoutError(builtins.TimeoutError):
+    """Waiting on a channel took longer than the timeout given."""
+
+
+class ProtocolError(Exception):
+    """The peer sent bytes that are not a valid frame stream."""
+
+
+# ---------------------------------------------------------------------------
+# Serializer
+#
+# Each item is a tag byte followed by its body.  Containers carry a count and
+# then their elements.  Decoding never runs code: it only builds the listed
+# builtin types, and every length is checked against the bytes that remain.
+# ---------------------------------------------------------------------------
+
+_NONE = b"N"
+_TRUE = b"T"
+_FALSE = b"F"
+T_INT = 0x69  # i: signed 32-bit int
+T_BIGINT = 0x49  # I: length-prefixed two's complement int
+T_FLOAT = 0x66  # f
+T_COMPLEX = 0x63  # c
+T_STR = 0x73  # s
+T_BYTES = 0x62  # b
+T_BYTEARRAY = 0x42  # B
+T_LIST = 0x6C  # l
+T_TUPLE = 0x74  # t
+T_DICT = 0x64  # d
+T_SET = 0x53  # S
+T_FROZENSET = 0x5A  # Z
+T_CHANNEL = 0x43  # C
+T_NONE = 0x4E
+T_TRUE = 0x54
+T_FALSE = 0x46
+
+_TAG_LEN = struct.Struct(">BI")
+_TAG_INT = struct.Struct(">Bi")
+_TAG_FLOAT = struct.Struct(">Bd")
+_TAG_COMPLEX = struct.Struct(">Bdd")
+_U32 = struct.Struct(">I")
+_I32 = struct.Struct(">i")
+_F64 = struct.Struct(">d")
+_C128 = struct.Struct(">dd")
+
+_pack_len = _TAG_LEN.pack
+_pack_int = _TAG_INT.pack
+_pack_float = _TAG_FLOAT.pack
+
+
+def dumps(obj, channel_id=None):
+    """
+    Serialize C{obj} to bytes.
+
+    @param channel_id: called with a channel object to get its id, so
+        channels can travel inside items; without it a channel is refused.
+    @raise DumpError: for a type outside the supported set, or nesting
+        deeper than L{MAX_DEPTH}.
+    """
+    parts = []
+    _dump(obj, parts.append, channel_id, 0)
+    return b"".join(parts)
+
+
+def _dump(obj, append, channel_id, depth):
+    t = type(obj)
+    if t is str:
+        b = obj.encode("utf-8", "surrogatepass")
+        append(_pack_len(T_STR, len(b)) + b)
+    elif t is int:
+        if -0x80000000 <= obj <= 0x7FFFFFFF:
+            append(_pack_int(T_INT, obj))
+        else:
+            n = (obj.bit_length() + 8) // 8
+            append(_pack_len(T_BIGINT, n) + obj.to_bytes(n, "big", signed=True))
+    elif obj is None:
+        append(_NONE)
+    elif t is bool:
+        append(_TRUE if obj else _FALSE)
+    elif t is float:
+        append(_pack_float(T_FLOAT, obj))
+    elif t is bytes:
+        append(_pack_len(T_BYTES, len(obj)))
+        append(obj)
+    elif t is list or t is tuple or t is set or t is frozenset:
+        if depth >= MAX_DEPTH:
+            raise DumpError("item nests deeper than %d levels" % MAX_DEPTH)
+        tag = _CONTAINER_TAGS[t]
+        append(_pack_len(tag, len(obj)))
+        depth += 1
+        for x in obj:
+            _dump(x, append, channel_id, depth)
+    elif t is dict:
+        if depth >= MAX_DEPTH:
+            raise DumpError("item nests deeper than %d levels" % MAX_DEPTH)
+        append(_pack_len(T_DICT, len(obj)))
+        depth += 1
+        for k, v in obj.items():
+            _dump(k, append, channel_id, depth)
+            _dump(v, append, channel_id, depth)
+    elif t is complex:
+        append(_TAG_COMPLEX.pack(T_COMPLEX, obj.real, obj.imag))
+    elif t is bytearray:
+        append(_pack_len(T_BYTEARRAY, len(obj)))
+        append(bytes(obj))
+    elif channel_id is not None and getattr(obj, "_txexecnet_channel", False):
+        append(_pack_len(T_CHANNEL, channel_id(obj)))
+    else:
+        raise DumpError(
+            "cannot serialize an object of type %s.%s: only None, bool, int, "
+            "float, complex, str, bytes, bytearray, list, tuple, dict, set, "
+            "frozenset and channels can be sent"
+            % (t.__module__, t.__qualname__ if hasattr(t, "__qualname__") else t.__name__)
+        )
+
+
+_CONTAINER_TAGS = {list: T_LIST, tuple: T_TUPLE, set: T_SET, frozenset: T_FROZENSET}
+
+
+def loads(data, channel_factory=None):
+    """
+    Rebuild an item from bytes made by L{dumps}.
+
+    @param channel_factory: called with a channel id to make the channel
+        object for a serialized channel; without it a channel is refused.
+    @raise LoadError: for anything that is not exactly one valid item.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise LoadError("loads() takes bytes, not %s" % type(data).__name__)
+    data = bytes(data)
+    try:
+        obj, pos = _load(data, 0, channel_factory, 0)
+    except DataFormatError:
+        raise
+    except (struct.error, IndexError, ValueError, TypeError, OverflowError,
+            UnicodeError, RecursionError, MemoryError) as e:
+        raise LoadError("malformed serialized data: %s: %s" % (type(e).__name__, e))
+    if pos != len(data):
+        raise LoadError("malformed serialized data: %d trailing bytes" % (len(data) - pos))
+    return obj
+
+
+def _load(data, pos, channel_factory, depth):
+    tag = data[pos]
+    pos += 1
+    if tag == T_STR:
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        end = pos + n
+        if end > len(data):
+            raise LoadError("malformed serialized data: str runs past the end")
+        return data[pos:end].decode("utf-8", "surrogatepass"), end
+    if tag == T_INT:
+        return _I32.unpack_from(data, pos)[0], pos + 4
+    if tag == T_NONE:
+        return None, pos
+    if tag == T_TRUE:
+        return True, pos
+    if tag == T_FALSE:
+        return False, pos
+    if tag == T_FLOAT:
+        return _F64.unpack_from(data, pos)[0], pos + 8
+    if tag == T_BYTES or tag == T_BYTEARRAY or tag == T_BIGINT:
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        end = pos + n
+        if end > len(data):
+            raise LoadError("malformed serialized data: item runs past the end")
+        if tag == T_BYTES:
+            return data[pos:end], end
+        if tag == T_BYTEARRAY:
+            return bytearray(data[pos:end]), end
+        if n == 0:
+            raise LoadError("malformed serialized data: empty big int")
+        return int.from_bytes(data[pos:end], "big", signed=True), end
+    if tag in _SEQUENCE_TAGS:
+        if depth >= MAX_DEPTH:
+            raise LoadError("serialized data nests deeper than %d levels" % MAX_DEPTH)
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        if n > len(data) - pos:
+            raise LoadError("malformed serialized data: count %d exceeds the data" % n)
+        depth += 1
+        items = []
+        append = items.append
+        for _ in range(n):
+            x, pos = _load(data, pos, channel_factory, depth)
+            append(x)
+        if tag == T_LIST:
+            return items, pos
+        return _SEQUENCE_TAGS[tag](items), pos
+    if tag == T_DICT:
+        if depth >= MAX_DEPTH:
+            raise LoadError("serialized data nests deeper than %d levels" % MAX_DEPTH)
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        if 2 * n > len(data) - pos:
+            raise LoadError("malformed serialized data: count %d exceeds the data" % n)
+        depth += 1
+        d = {}
+        for _ in range(n):
+            k, pos = _load(data, pos, channel_factory, depth)
+            v, pos = _load(data, pos, channel_factory, depth)
+            d[k] = v
+        return d, pos
+    if tag == T_COMPLEX:
+        re, im = _C128.unpack_from(data, pos)
+        return complex(re, im), pos + 16
+    if tag == T_CHANNEL:
+        (cid,) = _U32.unpack_from(data, pos)
+        if channel_factory is None:
+            raise LoadError("serialized data holds a channel, but no gateway is there to own it")
+        return channel_factory(cid), pos + 4
+    raise LoadError("malformed serialized data: unknown tag 0x%02x at offset %d" % (tag, pos - 1))
+
+
+_SEQUENCE_TAGS = {T_LIST: list, T_TUPLE: tuple, T_SET: set, T_FROZENSET: frozenset}
+
+
+def check_header(msgtype, length, max_frame_size):
+    """
+    Validate a frame header; return None or raise L{ProtocolError}.
+    """
+    if msgtype not in MESSAGE_NAMES:
+        raise ProtocolError("unknown message type %d" % msgtype)
+    if length > max_frame_size:
+        raise ProtocolError(
+            "frame of %d bytes exceeds the limit of %d bytes" % (length, max_frame_size)
+        )
+
+
+# ---------------------------------------------------------------------------
+# The remote side of a channel: blocking, thread-safe.
+# ---------------------------------------------------------------------------
+
+_ENDMARKER = object()
+NO_ENDMARKER_WANTED = object()
+
+
+class Channel(object):
+    """
+    One end of a channel in the remote interpreter: C{send} and C{receive}
+    block, as in execnet.
+    """
+
+    _txexecnet_channel = True
+
+    def __init__(self, gateway, id):
+        self.gateway = gateway
+        self.id = id
+        self._items = queue.Queue()
+        self._closed = False  # this side will send no more
+        self._receiveclosed = threading.Event()  # the other side will send no more
+        self._remoteerror = None
+        self._callback = None
+        self._endmarker = NO_ENDMARKER_WANTED
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        return "<Channel id=%d %s>" % (self.id, "closed" if self.isclosed() else "open")
+
+    def isclosed(self):
+        """Whether this channel is closed on this side or by the other."""
+        return self._closed or self._receiveclosed.is_set()
+
+    def send(self, item):
+        """Send C{item} to the other side."""
+        if self.isclosed():
+            raise IOError("cannot send to %r" % (self,))
+        payload = dumps(item, self.gateway._channel_id)
+        self.gateway._send(CHANNEL_DATA, self.id, payload)
+
+    def receive(self, timeout=None):
+        """
+        Return the next item from the other side; C{EOFError} once it has
+        closed, L{RemoteError} if it closed with an error.
+        """
+        if self._callback is not None:
+            raise IOError("cannot receive(), channel has a receiver callback")
+        try:
+            x = self._items.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("no item after %r seconds" % (timeout,))
+        if x is _ENDMARKER:
+            self._items.put(x)
+            if self._remoteerror is not None:
+                raise self._remoteerror
+            raise EOFError("channel %d is closed" % self.id)
+        return x
+
+    def __iter__(self):
+        return self
+
+    def next(self):
+        try:
+            return self.receive()
+        except EOFError:
+            raise StopIteration
+
+    __next__ = next
+
+    def setcallback(self, callback, endmarker=NO_ENDMARKER_WANTED):
+        """
+        Call C{callback(item)} for each item, in the gateway's reader thread,
+        starting with those already queued; C{callback(endmarker)} at close.
+        """
+        with self._lock:
+            if self._callback is not None:
+                raise IOError("a callback is already set")
+            pending = []
+            while True:
+                try:
+                    pending.append(self._items.get_nowait())
+                except queue.Empty:
+                    break
+            self._endmarker = endmarker
+            self._callback = callback
+        for x in pending:
+            if x is _ENDMARKER:
+                if endmarker is not NO_ENDMARKER_WANTED:
+                    callback(endmarker)
+            else:
+                callback(x)
+
+    def waitclose(self, timeout=None):
+        """
+        Wait until the other side has closed; raise L{RemoteError} if it
+        closed with an error.
+        """
+        if not self._receiveclosed.wait(timeout):
+            raise TimeoutError("channel %d still open after %r seconds" % (self.id, timeout))
+        if self._remoteerror is not None:
+            raise self._remoteerror
+
+    def close(self, error=None):
+        """
+        Close this channel on both sides; with C{error}, the other side's
+        C{receive()} raises L{RemoteError} carrying that text.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if error is not None:
+            self.gateway._send(CHANNEL_CLOSE_ERROR, self.id, dumps(str(error)))
+        else:
+            self.gateway._send(CHANNEL_CLOSE, self.id, b"")
+        self._local_close()
+
+    def _deliver(self, item):
+        with self._lock:
+            callback = self._callback
+            if callback is None:
+                self._items.put(item)
+                return
+        try:
+            callback(item)
+        except Exception:
+            self.gateway._log_exception("callback of channel %d failed" % self.id)
+
+    def _local_close(self, error=None):
+        """The other side will send no more; wake receivers."""
+        with self._lock:
+            if self._receiveclosed.is_set():
+                return
+            if error is not None:
+                self._remoteerror = RemoteError(error)
+            self._receiveclosed.set()
+            callback = self._callback
+            if callback is None:
+                self._items.put(_ENDMARKER)
+        if callback is not None and self._endmarker is not NO_ENDMARKER_WANTED:
+            callback(self._endmarker)
+        self.gateway._forget(self)
+
+
+# ---------------------------------------------------------------------------
+# The remote gateway: a reader loop, and one thread per remote_exec.
+# ---------------------------------------------------------------------------
+
+
+class FileIO(object):
+    """Frame I/O over a pair of file descriptors (the popen and ssh case)."""
+
+    def __init__(self, rfd, wfd):
+        self._reader = os.fdopen(rfd, "rb", 65536)
+        self._wfd = wfd
+
+    def read(self, n):
+        return self._reader.read(n)
+
+    def write(self, header, payload):
+        fd = self._wfd
+        total = len(header) + len(payload)
+        if payload:
+            sent = os.writev(fd, (header, payload))
+        else:
+            sent = os.write(fd, header)
+        if sent < total:
+            rest = memoryview(header + payload)[sent:]
+            while rest:
+                rest = rest[os.write(fd, rest):]
+
+    def close(self):
+        for close in (self._reader.close, lambda: os.close(self._wfd)):
+            try:
+                close()
+            except OSError:
+                pass
+
+
+class SocketIO(object):
+    """Frame I/O over a connected stream socket (thread and socket gateways)."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._reader = sock.makefile("rb", 65536)
+
+    def read(self, n):
+        return self._reader.read(n)
+
+    def write(self, header, payload):
+        # Joining copies the payload; for large payloads two sends are cheaper.
+        if len(payload) < 65536:
+            self._sock.sendall(header + payload)
+        else:
+            self._sock.sendall(header)
+            self._sock.sendall(payload)
+
+    def close(self):
+        for close in (self._reader.close, self._sock.close):
+            try:
+                close()
+            except OSError:
+                pass
+
+
+def popen_io():
+    """
+    Move the protocol off fds 0 and 1 so that user code printing to stdout,
+    or a C library writing to fd 1, cannot corrupt the frame stream: fd 1 is
+    pointed at stderr (which the local side logs) and fd 0 at /dev/null.
+    """
+    rfd = os.dup(0)
+    wfd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    for fd in (rfd, wfd):
+        try:
+            os.set_inheritable(fd, False)
+        except AttributeError:  # pragma: no cover
+            pass
+    return FileIO(rfd, wfd)
+
+
+class RemoteGateway(object):
+    """
+    The remote end of a gateway: reads frames, dispatches them to channels,
+    and runs each CHANNEL_EXEC in a thread of its own.
+    """
+
+    def __init__(self, io, max_frame_size=DEFAULT_MAX_FRAME_SIZE):
+        self._io = io
+        self._max_frame_size = max_frame_size
+        self._writelock = threading.Lock()
+        self._channels = {}
+        self._chanlock = threading.Lock()
+        self._next_id = 2  # the remote side allocates even ids, the local side odd ones
+        self._threads = []
+        self._writeclosed = False
+
+    # channels
+    def _channel_id(self, channel):
+        if channel.gateway is not self:
+            raise DumpError("cannot send a channel that belongs to another gateway")
+        return channel.id
+
+    def _get_channel(self, cid):
+        with self._chanlock:
+            ch = self._channels.get(cid)
+            if ch is None:
+                ch = self._channels[cid] = Channel(self, cid)
+            return ch
+
+    def _forget(self, channel):
+        with self._chanlock:
+            if self._channels.get(channel.id) is channel and channel._closed:
+                del self._channels[channel.id]
+
+    def newchannel(self):
+        """A fresh channel, to be sent to the other side inside an item."""
+        with self._chanlock:
+            cid = self._next_id
+            self._next_id += 2
+            ch = self._channels[cid] = Channel(self, cid)
+        return ch
+
+    # output
+    def _send(self, msgtype, cid, payload):
+        if len(payload) > self._max_frame_size:
+            raise DumpError(
+                "item of %d bytes exceeds the frame limit of %d bytes"
+                % (len(payload), self._max_frame_size)
+            )
+        header = HEADER.pack(msgtype, cid, len(payload))
+        with self._writelock:
+            if self._writeclosed:
+                raise IOError("the gateway is closed")
+            self._io.write(header, payload)
+
+    def _log_exception(self, what):
+        sys.stderr.write("txexecnet remote: %s\n%s" % (what, traceback.format_exc()))
+        sys.stderr.flush()
+
+    # the reader loop
+    def serve(self, info):
+        """
+        Say hello, then read and dispatch frames until the local side says
+        exit or the stream ends.  Returns when every exec thread is done.
+        """
+        self._send(HELLO, 0, dumps(info))
+        try:
+            self._read_loop()
+        except ProtocolError as e:
+            sys.stderr.write("txexecnet remote: protocol error: %s\n" % (e,))
+        except Exception:
+            self._log_exception("reader failed")
+        self._shutdown()
+
+    def _read_loop(self):
+        read = self._io.read
+        unpack = HEADER.unpack
+        while True:
+            header = read(HEADER_SIZE)
+            if len(header) < HEADER_SIZE:
+                if header:
+                    raise ProtocolError("stream ended inside a frame header")
+                return
+            msgtype, cid, length = unpack(header)
+            check_header(msgtype, length, self._max_frame_size)
+            payload = read(length) if length else b""
+            if len(payload) < length:
+                raise ProtocolError("stream ended inside a frame")
+            if msgtype == CHANNEL_DATA:
+                ch = self._get_channel(cid)
+                try:
+                    item = loads(payload, self._get_channel)
+                except LoadError as e:
+                    ch._local_close("undecodable item: %s" % (e,))
+                    continue
+                ch._deliver(item)
+            elif msgtype == CHANNEL_EXEC:
+                self._start_exec(cid, payload)
+            elif msgtype == CHANNEL_CLOSE or msgtype == CHANNEL_LAST_MESSAGE:
+                self._get_channel(cid)._local_close()
+            elif msgtype == CHANNEL_CLOSE_ERROR:
+                self._get_channel(cid)._local_close(loads(payload))
+            elif msgtype == GATEWAY_EXIT:
+                return
+            else:
+                raise ProtocolError("unexpected %s frame" % MESSAGE_NAMES[msgtype])
+
+    def _start_exec(self, cid, payload):
+        channel = self._get_channel(cid)
+        t = threading.Thread(target=self._execute, args=(channel, payload),
+                             name="txexecnet-exec-%d" % cid)
+        t.daemon = True
+        self._threads = [x for x in self._threads if x.is_alive()]
+        self._threads.append(t)
+        t.start()
+
+    def _execute(self, channel, payload):
+        try:
+            source, filename, call_name, kwargs = loads(payload)
+            code = compile(source, filename, "exec")
+            namespace = {"channel": channel, "__name__": "__channelexec__"}
+            exec(code, namespace)
+            if call_name:
+                namespace[call_name](channel, **kwargs)
+        except KeyboardInterrupt:
+            self._close_channel(channel, "KeyboardInterrupt")
+        except BaseException:
+            self._close_channel(channel, traceback.format_exc())
+        else:
+            self._close_channel(channel, None)
+
+    def _close_channel(self, channel, error):
+        try:
+            channel.close(error)
+        except (IOError, OSError):
+            pass
+
+    def _shutdown(self):
+        with self._chanlock:
+            channels = list(self._channels.values())
+        for ch in channels:
+            ch._local_close()
+        for t in list(self._threads):
+            t.join()
+        with self._writelock:
+            self._writeclosed = True
+        self._io.close()
+
+
+def _hello_info():
+    import platform
+
+    return {
+        "version": PROTOCOL_VERSION,
+        "python": list(sys.version_info[:3]),
+        "executable": sys.executable,
+        "pid": os.getpid(),
+        "platform": sys.platform,
+        "implementation": platform.python_implementation(),
+        "cwd": os.getcwd(),
+    }
+
+
+def configure(config):
+    """Apply the spec's remote settings (chdir, nice, env) before any user code."""
+    for name, value in config.get("env", {}).items():
+        os.environ[name] = value
+    chdir = config.get("chdir")
+    if chdir:
+        if not os.path.isdir(chdir):
+            os.makedirs(chdir)
+        os.chdir(chdir)
+    nice = config.get("nice")
+    if nice:
+        os.nice(int(nice))
+
+
+def serve(io, config=None):
+    """Run a remote gateway on C{io} until the local side lets go."""
+    config = config or {}
+    configure(config)
+    gateway = RemoteGateway(io, config.get("max_frame_size", DEFAULT_MAX_FRAME_SIZE))
+    gateway.serve(_hello_info())
+
+
+def serve_popen(config=None):
+    """Entry point of a popen or ssh child: serve on stdin/stdout."""
+    serve(popen_io(), config)

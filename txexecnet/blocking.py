@@ -1,0 +1,315 @@
+"""
+The blocking facade: txexecnet for code that is not written for a reactor
+(scripts, a REPL, a pytest plugin), with plain return values::
+
+    from txexecnet import blocking
+    gw = blocking.makegateway("popen")
+    ch = gw.remote_exec("import os; channel.send(os.getpid())")
+    print(ch.receive(timeout=5))
+    gw.exit()
+
+If no reactor is running, one is started in a daemon thread on first use
+and stopped at interpreter exit; if the program already runs a reactor in
+another thread, that one is used.  Calling this module from the reactor
+thread itself would deadlock, so it raises L{ReactorThreadError} instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import threading
+from typing import Any, Callable, Iterator
+
+from twisted.internet.threads import blockingCallFromThread
+from twisted.python import threadable
+
+from . import channel as _channel
+from . import gateway as _gateway
+from . import group as _group
+from ._remote import CHANNEL_DATA, DEFAULT_MAX_FRAME_SIZE, NO_ENDMARKER_WANTED, dumps
+from .errors import TimeoutError
+
+__all__ = [
+    "Channel",
+    "Gateway",
+    "ReactorThreadError",
+    "makegateway",
+    "PopenGateway",
+    "ThreadGateway",
+    "terminate",
+]
+
+#: Bytes a sending thread may have handed over but not yet written before
+#: it waits: bounds memory when a thread sends faster than the pipe drains.
+SEND_BUFFER_LIMIT = 8 * 1024 * 1024
+
+
+class ReactorThreadError(RuntimeError):
+    """The blocking facade was called from the reactor thread."""
+
+
+_END = object()
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+def _reactor() -> Any:
+    """The reactor, started in a daemon thread if nothing runs it yet."""
+    with _lock:
+        reactor = _state.get("reactor")
+        if reactor is not None:
+            return reactor
+        from twisted.internet import reactor
+
+        if not reactor.running:
+            started = threading.Event()
+            reactor.callWhenRunning(started.set)
+            thread = threading.Thread(
+                target=reactor.run,
+                kwargs={"installSignalHandlers": False},
+                name="txexecnet-reactor",
+                daemon=True,
+            )
+            thread.start()
+            started.wait()
+            _state["thread"] = thread
+            from twisted.internet.process import reapAllProcesses
+            from twisted.internet.task import LoopingCall
+
+            # Without SIGCHLD off the main thread, exits are found by a pidfd
+            # watcher (see transports.popen); this poll is the fallback.
+            reaper = LoopingCall(reapAllProcesses)
+            reactor.callFromThread(reaper.start, 0.5, now=False)
+            atexit.register(_shutdown)
+        _state["reactor"] = reactor
+        _state["group"] = _group.Group(reactor=reactor)
+        return reactor
+
+
+def _call(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run C{f} in the reactor thread and wait for its (Deferred) result."""
+    if threadable.isInIOThread():
+        raise ReactorThreadError(
+            "txexecnet.blocking was called from the reactor thread, where waiting "
+            "would deadlock; use the Deferred API (txexecnet.makegateway) there"
+        )
+    return blockingCallFromThread(_reactor(), f, *args, **kwargs)
+
+
+def _shutdown() -> None:
+    reactor = _state.get("reactor")
+    if reactor is None or not reactor.running:
+        return
+    try:
+        blockingCallFromThread(reactor, _state["group"].terminate, 1.0)
+    finally:
+        reactor.callFromThread(reactor.stop)
+        thread = _state.get("thread")
+        if thread is not None:
+            thread.join(5)
+
+
+class Gateway:
+    """
+    A gateway, with blocking methods.
+
+    @ivar id: the gateway's name.
+    @ivar spec: the L{XSpec} it was made from.
+    @ivar remoteinfo: what the remote side said in its hello (pid, python...).
+    """
+
+    def __init__(self, gateway: _gateway.Gateway) -> None:
+        self._gateway = gateway
+        self._reactor = gateway._reactor
+        self._inflight = 0
+        self._sendable = threading.Condition()
+
+    def __repr__(self) -> str:
+        return f"<blocking {self._gateway!r}>"
+
+    @property
+    def id(self) -> str:
+        return self._gateway.id
+
+    @property
+    def spec(self) -> Any:
+        return self._gateway.spec
+
+    @property
+    def remoteinfo(self) -> dict[str, Any]:
+        return self._gateway.remoteinfo
+
+    def remote_exec(self, source: Any, **kwargs: Any) -> Channel:
+        """Run C{source} remotely; see L{txexecnet.Gateway.remote_exec}."""
+
+        def start() -> Channel:
+            return Channel(self, self._gateway.remote_exec(source, **kwargs))
+
+        return _call(start)
+
+    def newchannel(self) -> Channel:
+        """A channel to send over another channel."""
+        return _call(lambda: Channel(self, self._gateway.newchannel()))
+
+    def exit(self, timeout: float = _gateway.DEFAULT_EXIT_TIMEOUT) -> None:
+        """End the remote side (killing it after C{timeout} seconds) and wait."""
+        _call(self._gateway.exit, timeout)
+
+    def isTerminated(self) -> bool:
+        """Whether the remote side has ended."""
+        return self._gateway.isTerminated()
+
+    # --- sending without a round trip to the reactor thread per item --------
+
+    def _send(self, msgtype: int, channelId: int, payload: bytes) -> None:
+        if len(payload) > self._gateway._maxFrameSize:
+            self._gateway._sendFrame(msgtype, channelId, payload)  # raises DumpError
+        size = len(payload)
+        with self._sendable:
+            while self._inflight > SEND_BUFFER_LIMIT and not self._gateway._terminated:
+                self._sendable.wait(0.1)
+            self._inflight += size
+        self._reactor.callFromThread(self._sendInReactor, msgtype, channelId, payload)
+
+    def _sendInReactor(self, msgtype: int, channelId: int, payload: bytes) -> None:
+        def sent(_: object) -> None:
+            with self._sendable:
+                self._inflight -= len(payload)
+                self._sendable.notify_all()
+
+        self._gateway._sendFrame(msgtype, channelId, payload).addBoth(sent)
+
+
+class Channel:
+    """
+    A channel with blocking methods, as in execnet: C{send}, C{receive},
+    C{waitclose}, C{close}, C{isclosed}, C{setcallback}, and iteration.
+    """
+
+    _txexecnet_channel = True
+
+    def __init__(self, gateway: Gateway, channel: _channel.Channel) -> None:
+        # Runs in the reactor thread, so no item can slip past the queue.
+        self.gateway = gateway
+        self._channel = channel
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._sink: Callable[[Any], None] = self._items.put
+        channel.setcallback(lambda item: self._sink(item), _END)
+
+    def __repr__(self) -> str:
+        return f"<blocking {self._channel!r}>"
+
+    @property
+    def id(self) -> int:
+        return self._channel.id
+
+    def isclosed(self) -> bool:
+        """Whether this channel is closed on this side or by the other."""
+        return self._channel.isclosed()
+
+    def send(self, item: Any) -> None:
+        """
+        Send C{item}.  Serializes here, so a bad type raises
+        L{DataFormatError} at once; blocks only while too much is unsent.
+        """
+        if self._channel.isclosed():
+            raise OSError(f"cannot send to {self!r}")
+        payload = dumps(item, self.gateway._gateway._channelId)
+        self.gateway._send(CHANNEL_DATA, self._channel.id, payload)
+
+    def receive(self, timeout: float | None = None) -> Any:
+        """
+        The next item; C{EOFError} once the other side closed,
+        L{RemoteError} if it closed with an error, L{TimeoutError} after
+        C{timeout} seconds.
+        """
+        if self._sink != self._items.put:
+            raise OSError("cannot receive(): the channel has a callback")
+        try:
+            item = self._items.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no item on channel {self.id} after {timeout} seconds")
+        if item is _END:
+            self._items.put(_END)
+            raise self._channel._endFailure().value
+        if self._channel.gateway._channelsInItems:
+            item = self._wrapChannels(item)
+        return item
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return self.receive()
+        except EOFError:
+            raise StopIteration
+
+    next = __next__
+
+    def waitclose(self, timeout: float | None = None) -> None:
+        """Wait until the other side closed; raise L{RemoteError} if with an error."""
+        _call(self._channel.waitclose, timeout)
+
+    def close(self, error: str | None = None) -> None:
+        """Close on both sides; with C{error}, the far side's receive raises it."""
+        self.gateway._reactor.callFromThread(self._channel.close, error)
+
+    def setcallback(self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED) -> None:
+        """
+        Call C{callback(item)} for each item, in the reactor thread, starting
+        with those already received; C{callback(endmarker)} at close.
+        """
+
+        def install() -> None:
+            if self._sink != self._items.put:
+                raise OSError("a callback is already set")
+
+            def sink(item: Any) -> None:
+                if item is _END:
+                    if endmarker is not NO_ENDMARKER_WANTED:
+                        callback(endmarker)
+                else:
+                    callback(item)
+
+            while True:
+                try:
+                    sink(self._items.get_nowait())
+                except queue.Empty:
+                    break
+            self._sink = sink
+
+        _call(install)
+
+    def _wrapChannels(self, item: Any) -> Any:
+        t = type(item)
+        if t is _channel.Channel:
+            return _call(lambda: Channel(self.gateway, item))
+        if t in (list, tuple, set, frozenset):
+            return t(self._wrapChannels(x) for x in item)
+        if t is dict:
+            return {self._wrapChannels(k): self._wrapChannels(v) for k, v in item.items()}
+        return item
+
+
+def makegateway(spec: str = "popen", maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE) -> Gateway:
+    """Start a gateway from a spec string and return it once ready."""
+    _reactor()
+    return Gateway(_call(_state["group"].makegateway, spec, maxFrameSize))
+
+
+def PopenGateway(python: str | None = None) -> Gateway:
+    """The seed's C{PopenGateway}: a fresh child interpreter."""
+    return makegateway("popen" if python is None else f"popen//python={python}")
+
+
+def ThreadGateway() -> Gateway:
+    """A gateway whose remote side runs in threads of this process."""
+    return makegateway("thread")
+
+
+def terminate(timeout: float = _gateway.DEFAULT_EXIT_TIMEOUT) -> None:
+    """Exit every gateway made through this module."""
+    if "group" in _state:
+        _call(_state["group"].terminate, timeout)

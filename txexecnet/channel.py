@@ -1,0 +1,210 @@
+"""
+The local end of a channel: the same verbs as execnet's, returning Deferreds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.python.failure import Failure
+
+from ._remote import (
+    CHANNEL_CLOSE,
+    CHANNEL_CLOSE_ERROR,
+    CHANNEL_DATA,
+    NO_ENDMARKER_WANTED,
+    RemoteError,
+    TimeoutError,
+    dumps,
+)
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+__all__ = ["Channel", "NO_ENDMARKER_WANTED"]
+
+
+class Channel:
+    """
+    One end of a channel, living in the reactor thread.
+
+    Items arrive in order; once the other side closes, C{receive} drains the
+    items that arrived first and then fails: C{EOFError} for a plain close,
+    L{RemoteError} for a close with an error (a remote exception), and
+    L{GatewayClosed} if the whole gateway went away.
+
+    @ivar gateway: the L{Gateway} this channel belongs to.
+    @ivar id: the channel id, unique within its gateway.
+    """
+
+    _txexecnet_channel = True
+
+    def __init__(self, gateway: Gateway, id: int) -> None:
+        self.gateway = gateway
+        self.id = id
+        self._items: deque[Any] = deque()
+        self._waiters: deque[Deferred[Any]] = deque()
+        self._closeWaiters: list[Deferred[None]] = []
+        self._closed = False
+        self._receiveClosed = False
+        self._endError: BaseException | None = None
+        self._callback: Callable[[Any], object] | None = None
+        self._endmarker: Any = NO_ENDMARKER_WANTED
+
+    def __repr__(self) -> str:
+        state = "closed" if self.isclosed() else "open"
+        return f"<Channel id={self.id} {state} on {self.gateway.id}>"
+
+    def isclosed(self) -> bool:
+        """Whether this channel is closed on this side or by the other."""
+        return self._closed or self._receiveClosed
+
+    def send(self, item: Any) -> Deferred[None]:
+        """
+        Send C{item} to the other side.
+
+        The item is serialized at once, so an unsupported type raises
+        L{DataFormatError} here, on the sending side.  The returned Deferred
+        fires when the transport can take more: a producer that waits on it
+        cannot fill memory faster than the remote side reads.
+
+        @raise IOError: if the channel is closed.
+        """
+        if self.isclosed():
+            raise OSError(f"cannot send to {self!r}")
+        payload = dumps(item, self.gateway._channelId)
+        return self.gateway._sendFrame(CHANNEL_DATA, self.id, payload)
+
+    def receive(self, timeout: float | None = None) -> Deferred[Any]:
+        """
+        The next item from the other side.
+
+        @param timeout: seconds to wait before failing with
+            L{txexecnet.TimeoutError}; L{None} waits for ever.
+        """
+        if self._callback is not None:
+            return fail(OSError("cannot receive(): the channel has a callback"))
+        if self._items:
+            return succeed(self._items.popleft())
+        if self._receiveClosed:
+            return fail(self._endFailure())
+        d: Deferred[Any] = Deferred(lambda d: self._waiters.remove(d))
+        self._waiters.append(d)
+        if timeout is not None:
+            self._addTimeout(d, timeout, f"no item on channel {self.id}")
+        return d
+
+    def waitclose(self, timeout: float | None = None) -> Deferred[None]:
+        """
+        Fire when the other side has closed this channel (or this side did);
+        fail with L{RemoteError} if it closed with an error.
+        """
+        if self._receiveClosed:
+            return self._closeResult()
+        d: Deferred[None] = Deferred(lambda d: self._closeWaiters.remove(d))
+        self._closeWaiters.append(d)
+        if timeout is not None:
+            self._addTimeout(d, timeout, f"channel {self.id} still open")
+        return d
+
+    def close(self, error: str | None = None) -> None:
+        """
+        Close the channel on both sides.  A remote C{receive()} then raises
+        C{EOFError}, or L{RemoteError} carrying C{error} if one is given.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if not self.gateway._terminated:
+            if error is None:
+                self.gateway._sendFrame(CHANNEL_CLOSE, self.id, b"")
+            else:
+                self.gateway._sendFrame(CHANNEL_CLOSE_ERROR, self.id, dumps(str(error)))
+        self._receiveEnded(None)
+
+    def setcallback(
+        self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED
+    ) -> None:
+        """
+        Call C{callback(item)} for each item, starting with those already
+        received; once the channel closes, C{callback(endmarker)} if an
+        endmarker was given.  C{receive()} is refused afterwards.
+        """
+        if self._callback is not None:
+            raise OSError("a callback is already set")
+        self._callback = callback
+        self._endmarker = endmarker
+        while self._items:
+            callback(self._items.popleft())
+        if self._receiveClosed and endmarker is not NO_ENDMARKER_WANTED:
+            callback(endmarker)
+
+    def __aiter__(self) -> Channel:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except EOFError:
+            raise StopAsyncIteration
+
+    # --- called by the gateway ---------------------------------------------
+
+    def _deliver(self, item: Any) -> None:
+        if self._receiveClosed:
+            return
+        if self._callback is not None:
+            self._callback(item)
+        elif self._waiters:
+            self._waiters.popleft().callback(item)
+        else:
+            self._items.append(item)
+
+    def _receiveEnded(self, error: BaseException | None) -> None:
+        """
+        The other side will send no more: C{error} is None for a plain close,
+        or the exception to raise once queued items are drained.
+        """
+        if self._receiveClosed:
+            return
+        self._receiveClosed = True
+        self._endError = error
+        self.gateway._forgetChannel(self)
+        waiters, self._waiters = self._waiters, deque()
+        for d in waiters:
+            d.errback(self._endFailure())
+        closeWaiters, self._closeWaiters = self._closeWaiters, []
+        for d in closeWaiters:
+            self._closeResult().chainDeferred(d)
+        if self._callback is not None and self._endmarker is not NO_ENDMARKER_WANTED:
+            self._callback(self._endmarker)
+
+    def _endFailure(self) -> Failure:
+        if self._endError is not None:
+            return Failure(self._endError)
+        return Failure(EOFError(f"channel {self.id} is closed"))
+
+    def _closeResult(self) -> Deferred[None]:
+        if self._endError is not None:
+            return fail(self._endError)
+        return succeed(None)
+
+    def _addTimeout(self, d: Deferred[Any], timeout: float, what: str) -> None:
+        timedOut = []
+
+        def onTimeout() -> None:
+            timedOut.append(True)
+            d.cancel()
+
+        call = self.gateway._reactor.callLater(timeout, onTimeout)
+
+        def finish(result: Any) -> Any:
+            if call.active():
+                call.cancel()
+            if timedOut and isinstance(result, Failure) and result.check(CancelledError):
+                return Failure(TimeoutError(f"{what} after {timeout} seconds"))
+            return result
+
+        d.addBoth(finish)

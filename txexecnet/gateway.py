@@ -1,0 +1,371 @@
+"""
+The local end of a gateway: owns the channels of one remote interpreter.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+import types
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone, ProcessDone, ProcessTerminated
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ._remote import (
+    CHANNEL_CLOSE,
+    CHANNEL_CLOSE_ERROR,
+    CHANNEL_DATA,
+    CHANNEL_EXEC,
+    CHANNEL_LAST_MESSAGE,
+    DEFAULT_MAX_FRAME_SIZE,
+    GATEWAY_EXIT,
+    HELLO,
+    PROTOCOL_VERSION,
+    DumpError,
+    LoadError,
+    RemoteError,
+    dumps,
+    loads,
+)
+from .channel import Channel
+from .errors import GatewayClosed, GatewayStartError
+from .interfaces import IGatewayConnection, IGatewayTransport
+from .protocol import FrameProtocol
+from .xspec import XSpec
+
+__all__ = ["Gateway", "DEFAULT_EXIT_TIMEOUT"]
+
+#: Seconds C{exit()} gives remote code to finish before the process is killed.
+DEFAULT_EXIT_TIMEOUT = 5.0
+
+log = Logger(namespace="txexecnet.gateway")
+
+
+class Gateway:
+    """
+    A connection to one remote Python interpreter.
+
+    Made by L{txexecnet.makegateway} (or L{PopenGateway} and friends), whose
+    Deferred fires with the gateway once the remote side has said hello.
+
+    @ivar id: the gateway's name (C{id=} in the spec, else C{gw0}, C{gw1}...).
+    @ivar spec: the L{XSpec} it was made from.
+    @ivar remoteinfo: what the remote side said in its hello: C{pid},
+        C{python} (version as a list), C{executable}, C{platform}, C{cwd}.
+    """
+
+    def __init__(
+        self,
+        spec: XSpec,
+        reactor: Any = None,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor  # type: ignore[no-redef]
+        self._reactor = reactor
+        self.spec = spec
+        self.id: str = spec.id or "gw?"
+        self.remoteinfo: dict[str, Any] = {}
+        self._maxFrameSize = maxFrameSize
+        self._channels: dict[int, Channel] = {}
+        self._nextId = 1
+        self._protocol: FrameProtocol | None = None
+        self._connection: IGatewayConnection | None = None
+        self._pending: list[tuple[int, int, bytes]] | None = []
+        self._ready: Deferred[Gateway] = Deferred()
+        self._terminated = False
+        self._terminatedWaiters: list[Deferred[None]] = []
+        self._exiting = False
+        self._killCall: Any = None
+        self._endReason: str | None = None
+        self._writable = True
+        self._writableWaiters: list[Deferred[None]] = []
+        self._channelsInItems = False
+
+    def __repr__(self) -> str:
+        state = "terminated" if self._terminated else "open"
+        return f"<Gateway id={self.id} {state} spec={self.spec}>"
+
+    # --- starting ----------------------------------------------------------
+
+    def _start(self, transport: IGatewayTransport) -> Deferred[Gateway]:
+        """Connect through C{transport}; fire with self once hello arrives."""
+        protocol = FrameProtocol(
+            self, transport.bootstrap(self._remoteConfig()), self._maxFrameSize
+        )
+        self._protocol = protocol
+
+        def connected(connection: IGatewayConnection) -> None:
+            self._connection = connection
+            if self._terminated and connection is not None:
+                connection.kill()
+
+        def failed(f: Failure) -> None:
+            if not self._terminated:
+                self._terminated = True
+                self._failEverything(f.value)
+
+        transport.connect(self._reactor, protocol, self).addCallbacks(connected, failed)
+        return self._ready
+
+    def _remoteConfig(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"env": dict(self.spec.env)}
+        if self.spec.chdir:
+            config["chdir"] = self.spec.chdir
+        if self.spec.nice:
+            config["nice"] = int(self.spec.nice)
+        if self._maxFrameSize != DEFAULT_MAX_FRAME_SIZE:
+            config["max_frame_size"] = self._maxFrameSize
+        return config
+
+    # --- public API ---------------------------------------------------------
+
+    def remote_exec(
+        self, source: str | Callable[..., Any] | types.ModuleType, **kwargs: Any
+    ) -> Channel:
+        """
+        Run C{source} in a thread of the remote interpreter, with a global
+        C{channel} connected to the channel returned here.
+
+        @param source: a source string; a function, whose source is sent and
+            which is called as C{function(channel, **kwargs)}; or a module,
+            whose source is sent.
+        @raise GatewayClosed: if the gateway has ended.
+        """
+        code, filename, callName = _sourceOf(source, kwargs)
+        if self._terminated:
+            raise GatewayClosed(f"gateway {self.id} is closed: {self._endReason}")
+        channel = self.newchannel()
+        payload = dumps((code, filename, callName, kwargs), self._channelId)
+        self._sendFrame(CHANNEL_EXEC, channel.id, payload)
+        return channel
+
+    def newchannel(self) -> Channel:
+        """
+        A channel with no remote code behind it yet: send it inside an item
+        over another channel, and the far side can use it.
+        """
+        channel = Channel(self, self._nextId)
+        self._nextId += 2
+        self._channels[channel.id] = channel
+        return channel
+
+    def exit(self, timeout: float = DEFAULT_EXIT_TIMEOUT) -> Deferred[None]:
+        """
+        Ask the remote side to finish, and fire once it has ended and (for a
+        process) been reaped.  Remote code still running after C{timeout}
+        seconds is killed.
+        """
+        if self._terminated:
+            return succeed(None)
+        if not self._exiting:
+            self._exiting = True
+            if self._connection is None or self._pending is not None:
+                self._kill()
+            else:
+                self._sendFrame(GATEWAY_EXIT, 0, b"")
+                self._connection.closeWrite()
+                self._killCall = self._reactor.callLater(timeout, self._kill)
+        return self.whenTerminated()
+
+    def whenTerminated(self) -> Deferred[None]:
+        """Fire once the remote side has ended, however it ended."""
+        if self._terminated:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._terminatedWaiters.append(d)
+        return d
+
+    def isTerminated(self) -> bool:
+        """Whether the remote side has ended."""
+        return self._terminated
+
+    # --- used by channels ---------------------------------------------------
+
+    def _channelId(self, channel: Any) -> int:
+        # A blocking-facade channel's gateway wraps this one.
+        owner = channel.gateway
+        if owner is not self and getattr(owner, "_gateway", None) is not self:
+            raise DumpError("cannot send a channel that belongs to another gateway")
+        return channel.id
+
+    def _channelFromItem(self, channelId: int) -> Channel:
+        self._channelsInItems = True
+        return self._channelFor(channelId)
+
+    def _channelFor(self, channelId: int) -> Channel:
+        channel = self._channels.get(channelId)
+        if channel is None:
+            channel = self._channels[channelId] = Channel(self, channelId)
+        return channel
+
+    def _forgetChannel(self, channel: Channel) -> None:
+        if self._channels.get(channel.id) is channel:
+            del self._channels[channel.id]
+
+    def _sendFrame(self, msgtype: int, channelId: int, payload: bytes) -> Deferred[None]:
+        if len(payload) > self._maxFrameSize:
+            raise DumpError(
+                f"item of {len(payload)} bytes exceeds the frame limit of "
+                f"{self._maxFrameSize} bytes"
+            )
+        if self._terminated:
+            return fail(GatewayClosed(f"gateway {self.id} is closed: {self._endReason}"))
+        if self._pending is not None:
+            self._pending.append((msgtype, channelId, payload))
+        else:
+            assert self._protocol is not None
+            self._protocol.sendFrame(msgtype, channelId, payload)
+            if self._writable:
+                return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._writableWaiters.append(d)
+        return d
+
+    def _setWritable(self, writable: bool) -> None:
+        self._writable = writable
+        if writable:
+            waiters, self._writableWaiters = self._writableWaiters, []
+            for d in waiters:
+                d.callback(None)
+
+    # --- called by the framing protocol -------------------------------------
+
+    def _frameReceived(self, msgtype: int, channelId: int, payload: bytes) -> None:
+        if msgtype == CHANNEL_DATA:
+            if channelId % 2 and channelId not in self._channels:
+                return  # a channel we have closed: late data is dropped
+            channel = self._channelFor(channelId)
+            try:
+                item = loads(payload, self._channelFromItem)
+            except LoadError as e:
+                channel._receiveEnded(e)
+                return
+            channel._deliver(item)
+        elif msgtype in (CHANNEL_CLOSE, CHANNEL_LAST_MESSAGE):
+            channel = self._channels.get(channelId)
+            if channel is not None:
+                channel._receiveEnded(None)
+        elif msgtype == CHANNEL_CLOSE_ERROR:
+            channel = self._channels.get(channelId)
+            if channel is not None:
+                try:
+                    text = loads(payload)
+                except LoadError as e:
+                    text = f"(undecodable error text: {e})"
+                channel._receiveEnded(RemoteError(str(text)))
+        elif msgtype == HELLO:
+            self._helloReceived(payload)
+        elif msgtype == GATEWAY_EXIT:
+            pass
+        else:
+            self._protocolError(f"unexpected message type {msgtype} from the remote side")
+
+    def _helloReceived(self, payload: bytes) -> None:
+        if self._pending is None:
+            self._protocolError("a second hello frame")
+            return
+        try:
+            info = loads(payload)
+        except LoadError as e:
+            self._protocolError(f"bad hello frame: {e}")
+            return
+        if not isinstance(info, dict) or info.get("version") != PROTOCOL_VERSION:
+            self._protocolError(
+                f"remote protocol version {info.get('version') if isinstance(info, dict) else info!r}"
+                f" is not {PROTOCOL_VERSION}"
+            )
+            return
+        self.remoteinfo = info
+        pending, self._pending = self._pending, None
+        assert self._protocol is not None
+        for frame in pending:
+            self._protocol.sendFrame(*frame)
+        self._setWritable(self._writable)
+        log.debug("{gateway} ready: {info}", gateway=self.id, info=info)
+        self._ready.callback(self)
+
+    def _protocolError(self, why: str) -> None:
+        log.error("{gateway}: protocol error: {why}", gateway=self.id, why=why)
+        if self._endReason is None:
+            self._endReason = f"protocol error: {why}"
+        if self._protocol is not None:
+            self._protocol._failed = True
+        self._kill()
+
+    def _kill(self) -> None:
+        if self._connection is not None and not self._terminated:
+            self._connection.kill()
+
+    def _connectionLost(self, reason: Failure) -> None:
+        if self._terminated:
+            return
+        self._terminated = True
+        if self._killCall is not None and self._killCall.active():
+            self._killCall.cancel()
+        if self._endReason is None:
+            self._endReason = _describeEnd(reason, self._exiting)
+        stderr = self._connection.stderrTail() if self._connection is not None else ""
+        if not self._ready.called:
+            message = f"gateway {self.id} failed to start: {self._endReason}"
+            if stderr:
+                message += f"; remote stderr:\n{stderr}"
+            self._failEverything(GatewayStartError(message))
+        else:
+            self._failEverything(GatewayClosed(f"gateway {self.id} closed: {self._endReason}"))
+
+    def _failEverything(self, error: BaseException) -> None:
+        if self._endReason is None:
+            self._endReason = str(error)
+        if not self._ready.called:
+            self._ready.errback(Failure(error))
+        for channel in list(self._channels.values()):
+            channel._receiveEnded(error)
+        self._channels.clear()
+        self._setWritable(True)
+        waiters, self._terminatedWaiters = self._terminatedWaiters, []
+        for d in waiters:
+            d.callback(None)
+
+
+def _describeEnd(reason: Failure, exiting: bool) -> str:
+    value = reason.value
+    if isinstance(value, ProcessTerminated):
+        if value.signal is not None:
+            return f"remote process killed by signal {value.signal}"
+        return f"remote process exited with status {value.exitCode}"
+    if isinstance(value, ProcessDone):
+        return "remote process exited" + (" after exit()" if exiting else "")
+    if isinstance(value, ConnectionDone):
+        return "connection closed" + (" after exit()" if exiting else " by the remote side")
+    return f"connection lost: {value}"
+
+
+def _sourceOf(
+    source: str | Callable[..., Any] | types.ModuleType, kwargs: dict[str, Any]
+) -> tuple[str, str, str | None]:
+    """What C{remote_exec} sends for C{source}: (code, filename, name to call)."""
+    if isinstance(source, str):
+        if kwargs:
+            raise TypeError("keyword arguments are only accepted with a function")
+        return textwrap.dedent(source), "<remote_exec>", None
+    if isinstance(source, types.FunctionType):
+        if source.__name__ == "<lambda>":
+            raise ValueError("remote_exec() needs a named function, not a lambda")
+        if source.__closure__:
+            raise ValueError(f"function {source.__name__} is a closure; only plain functions can be sent")
+        params = list(inspect.signature(source).parameters)
+        if not params or params[0] != "channel":
+            raise ValueError(f"function {source.__name__} must take 'channel' as its first argument")
+        code = textwrap.dedent(inspect.getsource(source))
+        return code, f"<remote function {source.__name__}>", source.__name__
+    if isinstance(source, types.ModuleType):
+        if kwargs:
+            raise TypeError("keyword arguments are only accepted with a function")
+        return inspect.getsource(source), getattr(source, "__file__", None) or source.__name__, None
+    raise TypeError(
+        f"remote_exec() takes a source string, a function or a module, not {type(source).__name__}"
+    )

@@ -1,0 +1,117 @@
+"""
+The framing protocol: one L{IProtocol} that every transport (a child
+process's pipes, an SSH channel, a TCP or unix socket) feeds.
+
+It writes the bootstrap line, then cuts the incoming byte stream into frames
+and hands them to its L{Gateway}.  Anything malformed is a protocol error:
+the connection is dropped, the gateway fails every waiter, nothing from the
+bad frame is acted on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ._remote import HEADER, HEADER_SIZE, HELLO, ProtocolError, check_header
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+__all__ = ["FrameProtocol"]
+
+# Small frames are joined with their header into one write; large payloads
+# are handed over as they are, so they are not copied once more.
+_JOIN_LIMIT = 16384
+
+
+@implementer(IPushProducer)
+class FrameProtocol(Protocol):
+    """
+    Frames in both directions for one gateway.
+
+    It is also the push producer registered with its transport, so that a
+    full transport buffer pauses the gateway's senders.
+
+    @ivar gateway: the L{Gateway} frames are delivered to.
+    """
+
+    def __init__(self, gateway: Gateway, bootstrap: bytes, maxFrameSize: int) -> None:
+        self.gateway = gateway
+        self._bootstrap = bootstrap
+        self._maxFrameSize = maxFrameSize
+        self._buffer = bytearray()
+        self._helloSeen = False
+        self._failed = False
+
+    def connectionMade(self) -> None:
+        register = getattr(self.transport, "registerProducer", None)
+        if register is not None:
+            register(self, True)
+        if self._bootstrap:
+            self.transport.write(self._bootstrap)
+
+    def sendFrame(self, msgtype: int, channelId: int, payload: bytes) -> None:
+        """Write one frame."""
+        header = HEADER.pack(msgtype, channelId, len(payload))
+        if len(payload) < _JOIN_LIMIT:
+            self.transport.write(header + payload)
+        else:
+            self.transport.writeSequence([header, payload])
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._failed:
+            return
+        buf = self._buffer
+        buf += data
+        pos = 0
+        end = len(buf)
+        try:
+            while end - pos >= HEADER_SIZE:
+                msgtype, channelId, length = HEADER.unpack_from(buf, pos)
+                if not self._helloSeen and msgtype != HELLO:
+                    raise ProtocolError(
+                        "expected a hello frame, got %r" % bytes(buf[pos : pos + 80])
+                    )
+                check_header(msgtype, length, self._maxFrameSize)
+                if end - pos - HEADER_SIZE < length:
+                    break
+                start = pos + HEADER_SIZE
+                pos = start + length
+                payload = bytes(buf[start:pos])
+                if msgtype == HELLO:
+                    self._helloSeen = True
+                self.gateway._frameReceived(msgtype, channelId, payload)
+        except ProtocolError as e:
+            self.protocolError(str(e))
+            return
+        if pos:
+            del buf[:pos]
+
+    def protocolError(self, why: str) -> None:
+        """
+        The peer broke the protocol: stop reading, tell the gateway, and
+        drop the connection.
+        """
+        if self._failed:
+            return
+        self._failed = True
+        self._buffer = bytearray()
+        self.gateway._protocolError(why)
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self.gateway._connectionLost(reason)
+
+    # IPushProducer: our transport's write buffer is full, or drained.
+    def pauseProducing(self) -> None:
+        self.gateway._setWritable(False)
+
+    def resumeProducing(self) -> None:
+        self.gateway._setWritable(True)
+
+    def stopProducing(self) -> None:
+        self.gateway._setWritable(True)
