@@ -117,6 +117,9 @@ class ChildProcess(ProcessProtocol):
             self.transport.signalProcess("KILL")
         except (ProcessExitedAlready, OSError):
             pass
+        # A grandchild may hold the pipes open after the child is dead; the
+        # gateway ends when the child does, not when they let go.
+        self.transport.loseConnection()
 
     def stderrTail(self) -> str:
         return self.stderr.tail()
