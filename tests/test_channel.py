@@ -321,3 +321,23 @@ async def test_exit_fails_pending_receives(gw):
         await pending
     with pytest.raises(txexecnet.GatewayClosed):
         gw.remote_exec("pass")
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_respects_backpressure(gw):
+    # A slow remote reader: the Deferreds send() returns must start to wait,
+    # and everything must still arrive.
+    ch = gw.remote_exec(
+        "import time\ntotal = 0\nwhile True:\n    x = channel.receive()\n    if x is None:\n        break\n"
+        "    total += len(x)\n    time.sleep(0.005)\nchannel.send(total)"
+    )
+    chunk = b"x" * (1024 * 1024)
+    waited = 0
+    for _ in range(24):
+        d = ch.send(chunk)
+        if not d.called:
+            waited += 1
+        await d
+    ch.send(None)
+    assert await ch.receive(30) == 24 * len(chunk)
+    assert waited > 0

@@ -124,6 +124,9 @@ _F64 = struct.Struct(">d")
 _C128 = struct.Struct(">dd")
 
 _pack_len = _TAG_LEN.pack
+_unpack_u32 = _U32.unpack_from
+_unpack_i32 = _I32.unpack_from
+_unpack_f64 = _F64.unpack_from
 _pack_int = _TAG_INT.pack
 _pack_float = _TAG_FLOAT.pack
 
@@ -165,18 +168,32 @@ def _dump(obj, append, channel_id, depth):
     elif t is list or t is tuple or t is set or t is frozenset:
         if depth >= MAX_DEPTH:
             raise DumpError("item nests deeper than %d levels" % MAX_DEPTH)
-        tag = _CONTAINER_TAGS[t]
-        append(_pack_len(tag, len(obj)))
+        append(_pack_len(_CONTAINER_TAGS[t], len(obj)))
         depth += 1
+        # Leaves are inlined: a call per element would cost more than the
+        # encoding itself.
         for x in obj:
-            _dump(x, append, channel_id, depth)
+            tx = type(x)
+            if tx is str:
+                b = x.encode("utf-8", "surrogatepass")
+                append(_pack_len(T_STR, len(b)) + b)
+            elif tx is int and -0x80000000 <= x <= 0x7FFFFFFF:
+                append(_pack_int(T_INT, x))
+            elif tx is float:
+                append(_pack_float(T_FLOAT, x))
+            else:
+                _dump(x, append, channel_id, depth)
     elif t is dict:
         if depth >= MAX_DEPTH:
             raise DumpError("item nests deeper than %d levels" % MAX_DEPTH)
         append(_pack_len(T_DICT, len(obj)))
         depth += 1
         for k, v in obj.items():
-            _dump(k, append, channel_id, depth)
+            if type(k) is str:
+                b = k.encode("utf-8", "surrogatepass")
+                append(_pack_len(T_STR, len(b)) + b)
+            else:
+                _dump(k, append, channel_id, depth)
             _dump(v, append, channel_id, depth)
     elif t is complex:
         append(_TAG_COMPLEX.pack(T_COMPLEX, obj.real, obj.imag))
@@ -189,8 +206,7 @@ def _dump(obj, append, channel_id, depth):
         raise DumpError(
             "cannot serialize an object of type %s.%s: only None, bool, int, "
             "float, complex, str, bytes, bytearray, list, tuple, dict, set, "
-            "frozenset and channels can be sent"
-            % (t.__module__, t.__qualname__ if hasattr(t, "__qualname__") else t.__name__)
+            "frozenset and channels can be sent" % (t.__module__, t.__qualname__)
         )
 
 
@@ -263,9 +279,25 @@ def _load(data, pos, channel_factory, depth):
         depth += 1
         items = []
         append = items.append
+        size = len(data)
         for _ in range(n):
-            x, pos = _load(data, pos, channel_factory, depth)
-            append(x)
+            # Leaves are inlined, as in _dump.
+            t = data[pos]
+            if t == T_STR:
+                start = pos + 5
+                pos = start + _unpack_u32(data, pos + 1)[0]
+                if pos > size:
+                    raise LoadError("malformed serialized data: str runs past the end")
+                append(data[start:pos].decode("utf-8", "surrogatepass"))
+            elif t == T_INT:
+                append(_unpack_i32(data, pos + 1)[0])
+                pos += 5
+            elif t == T_FLOAT:
+                append(_unpack_f64(data, pos + 1)[0])
+                pos += 9
+            else:
+                x, pos = _load(data, pos, channel_factory, depth)
+                append(x)
         if tag == T_LIST:
             return items, pos
         return _SEQUENCE_TAGS[tag](items), pos
@@ -278,10 +310,17 @@ def _load(data, pos, channel_factory, depth):
             raise LoadError("malformed serialized data: count %d exceeds the data" % n)
         depth += 1
         d = {}
+        size = len(data)
         for _ in range(n):
-            k, pos = _load(data, pos, channel_factory, depth)
-            v, pos = _load(data, pos, channel_factory, depth)
-            d[k] = v
+            if data[pos] == T_STR:
+                start = pos + 5
+                pos = start + _unpack_u32(data, pos + 1)[0]
+                if pos > size:
+                    raise LoadError("malformed serialized data: str runs past the end")
+                k = data[start:pos].decode("utf-8", "surrogatepass")
+            else:
+                k, pos = _load(data, pos, channel_factory, depth)
+            d[k], pos = _load(data, pos, channel_factory, depth)
         return d, pos
     if tag == T_COMPLEX:
         re, im = _C128.unpack_from(data, pos)

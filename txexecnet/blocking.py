@@ -36,6 +36,7 @@ __all__ = [
     "ReactorThreadError",
     "makegateway",
     "PopenGateway",
+    "SocketGateway",
     "ThreadGateway",
     "terminate",
 ]
@@ -165,6 +166,12 @@ class Gateway:
     def _send(self, msgtype: int, channelId: int, payload: bytes) -> None:
         if len(payload) > self._gateway._maxFrameSize:
             self._gateway._sendFrame(msgtype, channelId, payload)  # raises DumpError
+        transport = self._gateway._protocol.transport
+        if getattr(transport, "threadSafeWrites", False):
+            # Written straight from this thread: no hop through the reactor.
+            transport.waitForRoom(SEND_BUFFER_LIMIT)
+            self._gateway._protocol.sendFrame(msgtype, channelId, payload)
+            return
         size = len(payload)
         with self._sendable:
             while self._inflight > SEND_BUFFER_LIMIT and not self._gateway._terminated:
@@ -302,6 +309,29 @@ def makegateway(spec: str = "popen", maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE)
 def PopenGateway(python: str | None = None) -> Gateway:
     """The seed's C{PopenGateway}: a fresh child interpreter."""
     return makegateway("popen" if python is None else f"popen//python={python}")
+
+
+def SocketGateway(
+    host: str,
+    port: int | None = None,
+    secret: bytes | str | None = None,
+    secret_file: str | None = None,
+) -> Gateway:
+    """
+    The seed's C{SocketGateway}: a fresh interpreter from the socket server
+    at C{host:port} (or at the endpoint string C{host}, with no C{port}); see
+    L{txexecnet.SocketGateway}.
+    """
+    if secret is not None and secret_file is not None:
+        raise ValueError("give secret or secret_file, not both")
+    spec = _group.socketSpec(host, port, secret_file)
+    transport = None
+    if secret is not None:
+        from .transports.socket import SocketTransport
+
+        transport = SocketTransport(_group.XSpec(spec).socket, secret)
+    _reactor()
+    return Gateway(_call(_state["group"].makegateway, spec, transport=transport))
 
 
 def ThreadGateway() -> Gateway:

@@ -21,6 +21,7 @@ from zope.interface import implementer
 from ..bootstrap import importBootstrap, pythonArgs, sourceBootstrap
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
+from ._pipes import PipeTransport, makePipe
 from ._stderr import StderrLog
 
 __all__ = ["PopenTransport"]
@@ -73,18 +74,31 @@ class PopenTransport:
             )
         child = ChildProcess(protocol, gateway.id, reactor)
         args = pythonArgs([executable] + self.argv[1:], self.dontWriteBytecode)
+        stdinRead, stdinWrite = makePipe()
+        stdoutRead, stdoutWrite = makePipe()
+        pipes = PipeTransport(reactor, stdoutRead, stdinWrite, protocol, child.framesEnded)
         try:
-            reactor.spawnProcess(child, executable, args, env=None)
+            reactor.spawnProcess(
+                child, executable, args, env=None,
+                childFDs={0: stdinRead, 1: stdoutWrite, 2: "r"},
+            )
         except OSError as e:
+            os.close(stdinWrite)
+            os.close(stdoutRead)
             return fail(GatewayStartError(f"gateway {gateway.id} failed to start {executable}: {e}"))
+        finally:
+            os.close(stdinRead)
+            os.close(stdoutWrite)
+        child.startFrames(pipes)
         return succeed(child)
 
 
 @implementer(IGatewayConnection)
 class ChildProcess(ProcessProtocol):
     """
-    Adapts a child process to the framing protocol: stdout carries frames,
-    stderr goes to the log, the process's end is the connection's end.
+    A child process as a gateway connection: frames travel over its
+    stdin/stdout pipes (a L{PipeTransport}), stderr goes to the log, and the
+    connection ends once the process has ended and its stdout is drained.
     """
 
     def __init__(self, frames: Any, gatewayId: str, reactor: Any) -> None:
@@ -92,25 +106,46 @@ class ChildProcess(ProcessProtocol):
         self.stderr = StderrLog(gatewayId)
         self._reactor = reactor
         self._exitWatcher: _ExitWatcher | None = None
+        self._pipes: PipeTransport | None = None
+        self._framesEnded = False
+        self._endReason: Failure | None = None
 
     def connectionMade(self) -> None:
         self._exitWatcher = _ExitWatcher.start(self._reactor, self.transport)
-        self.frames.makeConnection(self.transport)
+
+    def startFrames(self, pipes: PipeTransport) -> None:
+        """Connect the framing protocol to the child's pipes."""
+        self._pipes = pipes
+        self.frames.makeConnection(pipes)
+        pipes.startReading()
+
+    def framesEnded(self) -> None:
+        """The child's stdout reached its end."""
+        self._framesEnded = True
+        self._maybeLost()
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
-        if childFD == 1:
-            self.frames.dataReceived(data)
-        else:
-            self.stderr.received(data)
+        self.stderr.received(data)
 
     def processEnded(self, reason: Failure) -> None:
         if self._exitWatcher is not None:
             self._exitWatcher.stop()
         self.stderr.flush()
-        self.frames.connectionLost(reason)
+        self._endReason = reason
+        if self._pipes is not None:
+            # What the child wrote before it died is in the pipe; anything a
+            # grandchild holding the pipe writes later is not ours to wait for.
+            self._pipes.drain()
+        self._maybeLost()
+
+    def _maybeLost(self) -> None:
+        if self._framesEnded and self._endReason is not None:
+            reason, self._endReason = self._endReason, None
+            self.frames.connectionLost(reason)
 
     def closeWrite(self) -> None:
-        self.transport.closeStdin()
+        if self._pipes is not None:
+            self._pipes.loseWriteConnection()
 
     def kill(self) -> None:
         try:
@@ -119,6 +154,8 @@ class ChildProcess(ProcessProtocol):
             pass
         # A grandchild may hold the pipes open after the child is dead; the
         # gateway ends when the child does, not when they let go.
+        if self._pipes is not None:
+            self._pipes.loseConnection()
         self.transport.loseConnection()
 
     def stderrTail(self) -> str:
