@@ -15,11 +15,10 @@ Wire format: a frame is a 9-byte header (message type: 1 byte, channel id:
 
 import builtins
 import os
-import queue
 import struct
 import sys
 import threading
-import traceback
+from _queue import Empty, SimpleQueue
 
 PROTOCOL_VERSION = 1
 
@@ -145,6 +144,22 @@ def dumps(obj, channel_id=None):
     return b"".join(parts)
 
 
+def dumps_parts(obj, channel_id=None):
+    """
+    Serialize C{obj} like L{dumps}, as a list of byte strings to be written
+    one after the other: a large C{bytes} item stays a part of its own, so
+    it is not copied into a joined buffer before it is written.
+    """
+    parts = []
+    _dump(obj, parts.append, channel_id, 0)
+    if len(parts) == 2 and len(parts[1]) >= _NO_JOIN_SIZE:
+        return parts
+    return [b"".join(parts)]
+
+
+_NO_JOIN_SIZE = 65536
+
+
 def _dump(obj, append, channel_id, depth):
     t = type(obj)
     if t is str:
@@ -221,9 +236,14 @@ def loads(data, channel_factory=None):
         object for a serialized channel; without it a channel is refused.
     @raise LoadError: for anything that is not exactly one valid item.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise LoadError("loads() takes bytes, not %s" % type(data).__name__)
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, (bytearray, memoryview)):
+            raise LoadError("loads() takes bytes, not %s" % type(data).__name__)
+        view = memoryview(data)
+        if (len(view) > _NO_JOIN_SIZE and view[0] == T_BYTES
+                and _unpack_u32(view, 1)[0] == len(view) - 5):
+            return bytes(view[5:])  # a lone large bytes item: one copy only
+        data = bytes(view)
     try:
         obj, pos = _load(data, 0, channel_factory, 0)
     except DataFormatError:
@@ -367,7 +387,7 @@ class Channel(object):
     def __init__(self, gateway, id):
         self.gateway = gateway
         self.id = id
-        self._items = queue.Queue()
+        self._items = SimpleQueue()
         self._closed = False  # this side will send no more
         self._receiveclosed = threading.Event()  # the other side will send no more
         self._remoteerror = None
@@ -386,8 +406,7 @@ class Channel(object):
         """Send C{item} to the other side."""
         if self.isclosed():
             raise IOError("cannot send to %r" % (self,))
-        payload = dumps(item, self.gateway._channel_id)
-        self.gateway._send(CHANNEL_DATA, self.id, payload)
+        self.gateway._send(CHANNEL_DATA, self.id, dumps_parts(item, self.gateway._channel_id))
 
     def receive(self, timeout=None):
         """
@@ -398,7 +417,7 @@ class Channel(object):
             raise IOError("cannot receive(), channel has a receiver callback")
         try:
             x = self._items.get(timeout=timeout)
-        except queue.Empty:
+        except Empty:
             raise TimeoutError("no item after %r seconds" % (timeout,))
         if x is _ENDMARKER:
             self._items.put(x)
@@ -430,7 +449,7 @@ class Channel(object):
             while True:
                 try:
                     pending.append(self._items.get_nowait())
-                except queue.Empty:
+                except Empty:
                     break
             self._endmarker = endmarker
             self._callback = callback
@@ -460,9 +479,9 @@ class Channel(object):
             return
         self._closed = True
         if error is not None:
-            self.gateway._send(CHANNEL_CLOSE_ERROR, self.id, dumps(str(error)))
+            self.gateway._send(CHANNEL_CLOSE_ERROR, self.id, [dumps(str(error))])
         else:
-            self.gateway._send(CHANNEL_CLOSE, self.id, b"")
+            self.gateway._send(CHANNEL_CLOSE, self.id, [])
         self._local_close()
 
     def _deliver(self, item):
@@ -507,15 +526,12 @@ class FileIO(object):
     def read(self, n):
         return self._reader.read(n)
 
-    def write(self, header, payload):
+    def write(self, parts):
         fd = self._wfd
-        total = len(header) + len(payload)
-        if payload:
-            sent = os.writev(fd, (header, payload))
-        else:
-            sent = os.write(fd, header)
+        total = sum(len(p) for p in parts)
+        sent = os.writev(fd, parts)
         if sent < total:
-            rest = memoryview(header + payload)[sent:]
+            rest = memoryview(b"".join(parts))[sent:]
             while rest:
                 rest = rest[os.write(fd, rest):]
 
@@ -537,13 +553,12 @@ class SocketIO(object):
     def read(self, n):
         return self._reader.read(n)
 
-    def write(self, header, payload):
-        # Joining copies the payload; for large payloads two sends are cheaper.
-        if len(payload) < 65536:
-            self._sock.sendall(header + payload)
-        else:
-            self._sock.sendall(header)
-            self._sock.sendall(payload)
+    def write(self, parts):
+        # One send for small frames; large parts go as they are, uncopied.
+        if len(parts) > 1 and sum(len(p) for p in parts) < _NO_JOIN_SIZE:
+            parts = [b"".join(parts)]
+        for part in parts:
+            self._sock.sendall(part)
 
     def close(self):
         for close in (self._reader.close, self._sock.close):
@@ -616,19 +631,22 @@ class RemoteGateway(object):
         return ch
 
     # output
-    def _send(self, msgtype, cid, payload):
-        if len(payload) > self._max_frame_size:
+    def _send(self, msgtype, cid, parts):
+        size = sum(len(p) for p in parts)
+        if size > self._max_frame_size:
             raise DumpError(
                 "item of %d bytes exceeds the frame limit of %d bytes"
-                % (len(payload), self._max_frame_size)
+                % (size, self._max_frame_size)
             )
-        header = HEADER.pack(msgtype, cid, len(payload))
+        header = HEADER.pack(msgtype, cid, size)
         with self._writelock:
             if self._writeclosed:
                 raise IOError("the gateway is closed")
-            self._io.write(header, payload)
+            self._io.write([header] + parts)
 
     def _log_exception(self, what):
+        import traceback
+
         sys.stderr.write("txexecnet remote: %s\n%s" % (what, traceback.format_exc()))
         sys.stderr.flush()
 
@@ -638,7 +656,7 @@ class RemoteGateway(object):
         Say hello, then read and dispatch frames until the local side says
         exit or the stream ends.  Returns when every exec thread is done.
         """
-        self._send(HELLO, 0, dumps(info))
+        self._send(HELLO, 0, [dumps(info)])
         try:
             self._read_loop()
         except ProtocolError as e:
@@ -700,6 +718,8 @@ class RemoteGateway(object):
         except KeyboardInterrupt:
             self._close_channel(channel, "KeyboardInterrupt")
         except BaseException:
+            import traceback  # only when needed: it costs start-up time
+
             self._close_channel(channel, traceback.format_exc())
         else:
             self._close_channel(channel, None)
@@ -723,15 +743,13 @@ class RemoteGateway(object):
 
 
 def _hello_info():
-    import platform
-
     return {
         "version": PROTOCOL_VERSION,
         "python": list(sys.version_info[:3]),
         "executable": sys.executable,
         "pid": os.getpid(),
         "platform": sys.platform,
-        "implementation": platform.python_implementation(),
+        "implementation": sys.implementation.name,
         "cwd": os.getcwd(),
     }
 

@@ -27,7 +27,7 @@ from twisted.python import threadable
 from . import channel as _channel
 from . import gateway as _gateway
 from . import group as _group
-from ._remote import CHANNEL_DATA, DEFAULT_MAX_FRAME_SIZE, NO_ENDMARKER_WANTED, dumps
+from ._remote import CHANNEL_DATA, DEFAULT_MAX_FRAME_SIZE, NO_ENDMARKER_WANTED, dumps_parts
 from .errors import TimeoutError
 
 __all__ = [
@@ -163,29 +163,28 @@ class Gateway:
 
     # --- sending without a round trip to the reactor thread per item --------
 
-    def _send(self, msgtype: int, channelId: int, payload: bytes) -> None:
-        if len(payload) > self._gateway._maxFrameSize:
-            self._gateway._sendFrame(msgtype, channelId, payload)  # raises DumpError
+    def _send(self, msgtype: int, channelId: int, parts: list[bytes]) -> None:
+        self._gateway._checkFrameSize(parts)
         transport = self._gateway._protocol.transport
         if getattr(transport, "threadSafeWrites", False):
             # Written straight from this thread: no hop through the reactor.
             transport.waitForRoom(SEND_BUFFER_LIMIT)
-            self._gateway._protocol.sendFrame(msgtype, channelId, payload)
+            self._gateway._protocol.sendFrame(msgtype, channelId, parts)
             return
-        size = len(payload)
+        size = sum(len(p) for p in parts)
         with self._sendable:
             while self._inflight > SEND_BUFFER_LIMIT and not self._gateway._terminated:
                 self._sendable.wait(0.1)
             self._inflight += size
-        self._reactor.callFromThread(self._sendInReactor, msgtype, channelId, payload)
+        self._reactor.callFromThread(self._sendInReactor, msgtype, channelId, parts, size)
 
-    def _sendInReactor(self, msgtype: int, channelId: int, payload: bytes) -> None:
+    def _sendInReactor(self, msgtype: int, channelId: int, parts: list[bytes], size: int) -> None:
         def sent(_: object) -> None:
             with self._sendable:
-                self._inflight -= len(payload)
+                self._inflight -= size
                 self._sendable.notify_all()
 
-        self._gateway._sendFrame(msgtype, channelId, payload).addBoth(sent)
+        self._gateway._sendFrame(msgtype, channelId, parts).addBoth(sent)
 
 
 class Channel:
@@ -222,8 +221,8 @@ class Channel:
         """
         if self._channel.isclosed():
             raise OSError(f"cannot send to {self!r}")
-        payload = dumps(item, self.gateway._gateway._channelId)
-        self.gateway._send(CHANNEL_DATA, self._channel.id, payload)
+        parts = dumps_parts(item, self.gateway._gateway._channelId)
+        self.gateway._send(CHANNEL_DATA, self._channel.id, parts)
 
     def receive(self, timeout: float | None = None) -> Any:
         """
@@ -261,7 +260,7 @@ class Channel:
 
     def close(self, error: str | None = None) -> None:
         """Close on both sides; with C{error}, the far side's receive raises it."""
-        self.gateway._reactor.callFromThread(self._channel.close, error)
+        _call(self._channel.close, error)
 
     def setcallback(self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED) -> None:
         """

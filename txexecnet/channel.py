@@ -18,6 +18,7 @@ from ._remote import (
     RemoteError,
     TimeoutError,
     dumps,
+    dumps_parts,
 )
 
 if TYPE_CHECKING:
@@ -74,8 +75,9 @@ class Channel:
         """
         if self.isclosed():
             raise OSError(f"cannot send to {self!r}")
-        payload = dumps(item, self.gateway._channelId)
-        return self.gateway._sendFrame(CHANNEL_DATA, self.id, payload)
+        return self.gateway._sendFrame(
+            CHANNEL_DATA, self.id, dumps_parts(item, self.gateway._channelId)
+        )
 
     def receive(self, timeout: float | None = None) -> Deferred[Any]:
         """
@@ -119,9 +121,9 @@ class Channel:
         self._closed = True
         if not self.gateway._terminated:
             if error is None:
-                self.gateway._sendFrame(CHANNEL_CLOSE, self.id, b"")
+                self.gateway._sendFrame(CHANNEL_CLOSE, self.id, [])
             else:
-                self.gateway._sendFrame(CHANNEL_CLOSE_ERROR, self.id, dumps(str(error)))
+                self.gateway._sendFrame(CHANNEL_CLOSE_ERROR, self.id, [dumps(str(error))])
         self._receiveEnded(None)
 
     def setcallback(
@@ -172,14 +174,15 @@ class Channel:
         self._receiveClosed = True
         self._endError = error
         self.gateway._forgetChannel(self)
+        # The endmarker goes first, so code after a waitclose() has seen it.
+        if self._callback is not None and self._endmarker is not NO_ENDMARKER_WANTED:
+            self._callback(self._endmarker)
         waiters, self._waiters = self._waiters, deque()
         for d in waiters:
             d.errback(self._endFailure())
         closeWaiters, self._closeWaiters = self._closeWaiters, []
         for d in closeWaiters:
             self._closeResult().chainDeferred(d)
-        if self._callback is not None and self._endmarker is not NO_ENDMARKER_WANTED:
-            self._callback(self._endmarker)
 
     def _endFailure(self) -> Failure:
         if self._endError is not None:

@@ -74,7 +74,7 @@ class Gateway:
         self._nextId = 1
         self._protocol: FrameProtocol | None = None
         self._connection: IGatewayConnection | None = None
-        self._pending: list[tuple[int, int, bytes]] | None = []
+        self._pending: list[tuple[int, int, list[bytes]]] | None = []
         self._ready: Deferred[Gateway] = Deferred()
         self._terminated = False
         self._terminatedWaiters: list[Deferred[None]] = []
@@ -140,7 +140,7 @@ class Gateway:
             raise GatewayClosed(f"gateway {self.id} is closed: {self._endReason}")
         channel = self.newchannel()
         payload = dumps((code, filename, callName, kwargs), self._channelId)
-        self._sendFrame(CHANNEL_EXEC, channel.id, payload)
+        self._sendFrame(CHANNEL_EXEC, channel.id, [payload])
         return channel
 
     def newchannel(self) -> Channel:
@@ -166,7 +166,7 @@ class Gateway:
             if self._connection is None or self._pending is not None:
                 self._kill()
             else:
-                self._sendFrame(GATEWAY_EXIT, 0, b"")
+                self._sendFrame(GATEWAY_EXIT, 0, [])
                 self._connection.closeWrite()
                 self._killCall = self._reactor.callLater(timeout, self._kill)
         return self.whenTerminated()
@@ -206,19 +206,26 @@ class Gateway:
         if self._channels.get(channel.id) is channel:
             del self._channels[channel.id]
 
-    def _sendFrame(self, msgtype: int, channelId: int, payload: bytes) -> Deferred[None]:
-        if len(payload) > self._maxFrameSize:
+    def _checkFrameSize(self, parts: list[bytes]) -> None:
+        size = sum(len(p) for p in parts)
+        if size > self._maxFrameSize:
             raise DumpError(
-                f"item of {len(payload)} bytes exceeds the frame limit of "
-                f"{self._maxFrameSize} bytes"
+                f"item of {size} bytes exceeds the frame limit of {self._maxFrameSize} bytes"
             )
+
+    def _sendFrame(self, msgtype: int, channelId: int, parts: list[bytes]) -> Deferred[None]:
+        """
+        Send a frame whose payload is C{parts} (see L{dumps_parts}); the
+        Deferred fires when the transport can take more.
+        """
+        self._checkFrameSize(parts)
         if self._terminated:
             return fail(GatewayClosed(f"gateway {self.id} is closed: {self._endReason}"))
         if self._pending is not None:
-            self._pending.append((msgtype, channelId, payload))
+            self._pending.append((msgtype, channelId, parts))
         else:
             assert self._protocol is not None
-            self._protocol.sendFrame(msgtype, channelId, payload)
+            self._protocol.sendFrame(msgtype, channelId, parts)
             if self._writable:
                 return succeed(None)
         d: Deferred[None] = Deferred()
@@ -234,7 +241,7 @@ class Gateway:
 
     # --- called by the framing protocol -------------------------------------
 
-    def _frameReceived(self, msgtype: int, channelId: int, payload: bytes) -> None:
+    def _frameReceived(self, msgtype: int, channelId: int, payload: memoryview) -> None:
         if msgtype == CHANNEL_DATA:
             if channelId % 2 and channelId not in self._channels:
                 return  # a channel we have closed: late data is dropped
@@ -264,7 +271,7 @@ class Gateway:
         else:
             self._protocolError(f"unexpected message type {msgtype} from the remote side")
 
-    def _helloReceived(self, payload: bytes) -> None:
+    def _helloReceived(self, payload: memoryview) -> None:
         if self._pending is None:
             self._protocolError("a second hello frame")
             return

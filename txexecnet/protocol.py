@@ -44,7 +44,9 @@ class FrameProtocol(Protocol):
         self.gateway = gateway
         self._bootstrap = bootstrap
         self._maxFrameSize = maxFrameSize
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []
+        self._pendingSize = 0
+        self._needed = HEADER_SIZE
         self._helloSeen = False
         self._failed = False
 
@@ -55,42 +57,56 @@ class FrameProtocol(Protocol):
         if self._bootstrap:
             self.transport.write(self._bootstrap)
 
-    def sendFrame(self, msgtype: int, channelId: int, payload: bytes) -> None:
-        """Write one frame."""
-        header = HEADER.pack(msgtype, channelId, len(payload))
-        if len(payload) < _JOIN_LIMIT:
-            self.transport.write(header + payload)
+    def sendFrame(self, msgtype: int, channelId: int, parts: list[bytes]) -> None:
+        """Write one frame whose payload is C{parts}, one after the other."""
+        size = sum(len(p) for p in parts)
+        header = HEADER.pack(msgtype, channelId, size)
+        if size < _JOIN_LIMIT:
+            self.transport.write(header + b"".join(parts))
         else:
-            self.transport.writeSequence([header, payload])
+            self.transport.writeSequence([header, *parts])
 
     def dataReceived(self, data: bytes) -> None:
         if self._failed:
             return
-        buf = self._buffer
-        buf += data
+        if self._pending:
+            # A frame larger than one read: gather the pieces, join once.
+            self._pending.append(data)
+            self._pendingSize += len(data)
+            if self._pendingSize < self._needed:
+                return
+            data = b"".join(self._pending)
+            self._pending = []
+        view = memoryview(data)
         pos = 0
-        end = len(buf)
+        end = len(data)
+        needed = HEADER_SIZE
         try:
             while end - pos >= HEADER_SIZE:
-                msgtype, channelId, length = HEADER.unpack_from(buf, pos)
+                msgtype, channelId, length = HEADER.unpack_from(data, pos)
                 if not self._helloSeen and msgtype != HELLO:
                     raise ProtocolError(
-                        "expected a hello frame, got %r" % bytes(buf[pos : pos + 80])
+                        "expected a hello frame, got %r" % bytes(data[pos : pos + 80])
                     )
                 check_header(msgtype, length, self._maxFrameSize)
-                if end - pos - HEADER_SIZE < length:
-                    break
                 start = pos + HEADER_SIZE
+                if end - start < length:
+                    needed = HEADER_SIZE + length
+                    break
                 pos = start + length
-                payload = bytes(buf[start:pos])
                 if msgtype == HELLO:
                     self._helloSeen = True
-                self.gateway._frameReceived(msgtype, channelId, payload)
+                # Payloads are views into the read buffer: decoding copies once.
+                self.gateway._frameReceived(msgtype, channelId, view[start:pos])
+                if self._failed:
+                    return
         except ProtocolError as e:
             self.protocolError(str(e))
             return
-        if pos:
-            del buf[:pos]
+        if pos < end:
+            self._pending = [data[pos:]]
+            self._pendingSize = end - pos
+            self._needed = needed
 
     def protocolError(self, why: str) -> None:
         """
@@ -100,7 +116,7 @@ class FrameProtocol(Protocol):
         if self._failed:
             return
         self._failed = True
-        self._buffer = bytearray()
+        self._pending = []
         self.gateway._protocolError(why)
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]

@@ -18,7 +18,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..bootstrap import importBootstrap, pythonArgs, sourceBootstrap
+from ..bootstrap import compiledBootstrap, pythonArgs, sourceBootstrap
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
 from ._pipes import PipeTransport, makePipe
@@ -32,8 +32,8 @@ class PopenTransport:
     """
     Start C{python} (default: this interpreter) as a child process.
 
-    When the child runs this very interpreter, it imports the installed
-    remote runtime instead of being sent its source.
+    When the child runs this very interpreter, it is sent the remote runtime
+    compiled rather than as source.
 
     @param python: the interpreter command line, split like a shell would
         (C{"python3.12"}, C{"nice python3"}), or L{None} for this one.
@@ -60,7 +60,7 @@ class PopenTransport:
 
     def bootstrap(self, config: dict[str, Any]) -> bytes:
         if self._runsThisInterpreter(self._executable()):
-            return importBootstrap(config)
+            return compiledBootstrap(config)
         return sourceBootstrap(config)
 
     def connect(self, reactor: Any, protocol: Any, gateway: Any) -> Deferred[IGatewayConnection]:
@@ -195,7 +195,8 @@ class _ExitWatcher:
 
     def doRead(self) -> None:
         self.stop()
-        self._process.reapProcess()
+        if self._process.pid is not None:  # else SIGCHLD handling reaped it first
+            self._process.reapProcess()
 
     def stop(self) -> None:
         if self._fd >= 0:
