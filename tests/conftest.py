@@ -11,12 +11,18 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, task
 
+#: Fixture modules: the socket server daemons (tests/fixtures_server.py) and
+#: the OpenSSH server (tests/sshd.py).
+pytest_plugins = ["fixtures_server", "sshd"]
+
 #: How each transport name becomes a spec string in the parametrized channel
 #: tests.  A factory takes the pytest request, so transports whose spec needs
 #: a running server (ssh, socket) can ask for that server's fixture.
 SPEC_FACTORIES = {
     "popen": lambda request: "popen",
     "thread": lambda request: "thread",
+    "socket": lambda request: request.getfixturevalue("execnet_server").spec(),
+    "ssh": lambda request: request.getfixturevalue("sshd").spec(),
 }
 
 

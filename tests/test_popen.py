@@ -55,6 +55,17 @@ async def test_other_interpreter_gets_the_source_shipped():
 
 
 @pytest_twisted.ensureDeferred
+async def test_env_applies_to_the_interpreter_itself(tmp_path):
+    (tmp_path / "extra_module_for_test.py").write_text("VALUE = 'found'\n")
+    gw = await txexecnet.makegateway(f"popen//env:PYTHONPATH={tmp_path}")
+    try:
+        ch = gw.remote_exec("import extra_module_for_test as m\nchannel.send(m.VALUE)")
+        assert await ch.receive(T) == "found"
+    finally:
+        await gw.exit()
+
+
+@pytest_twisted.ensureDeferred
 async def test_spec_options_chdir_env_nice_id(tmp_path):
     target = tmp_path / "new" / "dir"
     gw = await txexecnet.makegateway(
@@ -90,6 +101,16 @@ async def test_failing_bootstrap_quotes_remote_stderr(tmp_path):
         await txexecnet.makegateway(f"popen//python={python}")
     assert "this python is broken" in str(info.value)
     assert "status 3" in str(info.value)
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_interpreter_times_out(tmp_path, monkeypatch):
+    import txexecnet.gateway
+
+    monkeypatch.setattr(txexecnet.gateway, "START_TIMEOUT", 0.5)
+    python = fake_python(tmp_path, 'echo "stuck" >&2; exec sleep 30')
+    with pytest.raises(GatewayStartError, match="no hello.*within 0.5 seconds(.|\n)*stuck"):
+        await txexecnet.makegateway(f"popen//python={python}")
 
 
 @pytest_twisted.ensureDeferred

@@ -51,7 +51,7 @@ def same(a, b):
     return a == b
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(anything)
 def test_round_trip_exact(obj):
     assert same(loads(dumps(obj)), obj)
@@ -112,7 +112,7 @@ def test_malformed_bytes_give_load_error(data):
         loads(data)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=64))
 def test_random_bytes_never_crash(data):
     try:
@@ -121,7 +121,7 @@ def test_random_bytes_never_crash(data):
         pass
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(anything, st.data())
 def test_corrupted_valid_data_never_crashes(obj, data):
     raw = bytearray(dumps(obj))

@@ -22,7 +22,15 @@ from .errors import (
     TimeoutError,
 )
 from .gateway import Gateway
-from .group import Group, PopenGateway, ThreadGateway, default_group, makegateway
+from .group import (
+    Group,
+    PopenGateway,
+    SocketGateway,
+    SshGateway,
+    ThreadGateway,
+    default_group,
+    makegateway,
+)
 from .xspec import XSpec
 
 __version__ = "0.1.0"
@@ -40,6 +48,8 @@ __all__ = [
     "LoadError",
     "NO_ENDMARKER_WANTED",
     "PopenGateway",
+    "SocketGateway",
+    "SshGateway",
     "ProtocolError",
     "RemoteError",
     "ThreadGateway",

@@ -709,7 +709,7 @@ class RemoteGateway(object):
 
     def _execute(self, channel, payload):
         try:
-            source, filename, call_name, kwargs = loads(payload)
+            source, filename, call_name, kwargs = loads(payload, self._get_channel)
             code = compile(source, filename, "exec")
             namespace = {"channel": channel, "__name__": "__channelexec__"}
             exec(code, namespace)

@@ -37,6 +37,7 @@ __all__ = [
     "makegateway",
     "PopenGateway",
     "SocketGateway",
+    "SshGateway",
     "ThreadGateway",
     "terminate",
 ]
@@ -331,6 +332,40 @@ def SocketGateway(
         transport = SocketTransport(_group.XSpec(spec).socket, secret)
     _reactor()
     return Gateway(_call(_state["group"].makegateway, spec, transport=transport))
+
+
+def SshGateway(
+    destination: str,
+    port: int | None = None,
+    identity: str | None = None,
+    known_hosts: str | None = None,
+    password: str | None = None,
+    passphrase: str | None = None,
+    accept_new_host_keys: bool = False,
+    python: str = "python3",
+    ssh_config: str | None = None,
+) -> Gateway:
+    """
+    The seed's C{SshGateway}: C{python} on C{destination}
+    (C{[user@]host[:port]}), reached through Twisted Conch; the arguments
+    are those of L{txexecnet.SshGateway}.
+    """
+    _reactor()
+    return Gateway(
+        _call(
+            _group.SshGateway,
+            destination,
+            port=port,
+            identity=identity,
+            known_hosts=known_hosts,
+            password=password,
+            passphrase=passphrase,
+            accept_new_host_keys=accept_new_host_keys,
+            python=python,
+            ssh_config=ssh_config,
+            group=_state["group"],
+        )
+    )
 
 
 def ThreadGateway() -> Gateway:

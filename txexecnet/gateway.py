@@ -41,6 +41,10 @@ __all__ = ["Gateway", "DEFAULT_EXIT_TIMEOUT"]
 #: Seconds C{exit()} gives remote code to finish before the process is killed.
 DEFAULT_EXIT_TIMEOUT = 5.0
 
+#: Seconds a new gateway may take to say hello before it is given up (and
+#: its process killed): a hung interpreter must not leave makegateway waiting.
+START_TIMEOUT = 60.0
+
 log = Logger(namespace="txexecnet.gateway")
 
 
@@ -100,8 +104,8 @@ class Gateway:
 
         def connected(connection: IGatewayConnection) -> None:
             self._connection = connection
-            if self._terminated and connection is not None:
-                connection.kill()
+            if (self._terminated or self._exiting) and connection is not None:
+                connection.kill()  # exit() or the start timeout came first
 
         def failed(f: Failure) -> None:
             if not self._terminated:
@@ -109,7 +113,24 @@ class Gateway:
                 self._failEverything(f.value)
 
         transport.connect(self._reactor, protocol, self).addCallbacks(connected, failed)
-        return self._ready
+        timeout = self._reactor.callLater(START_TIMEOUT, self._startTimedOut)
+
+        def started(result: Any) -> Any:
+            if timeout.active():
+                timeout.cancel()
+            return result
+
+        return self._ready.addBoth(started)
+
+    def _startTimedOut(self) -> None:
+        if self._terminated or self._ready.called:
+            return
+        self._endReason = f"no hello from the remote side within {START_TIMEOUT} seconds"
+        if self._connection is not None:
+            self._kill()
+        else:
+            self._terminated = True
+            self._failEverything(GatewayStartError(f"gateway {self.id} failed to start: {self._endReason}"))
 
     def _remoteConfig(self) -> dict[str, Any]:
         config: dict[str, Any] = {"env": dict(self.spec.env)}

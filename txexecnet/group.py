@@ -13,9 +13,21 @@ from ._remote import DEFAULT_MAX_FRAME_SIZE
 from .gateway import DEFAULT_EXIT_TIMEOUT, Gateway
 from .interfaces import IGatewayTransport
 from .transports import PopenTransport, ThreadTransport
+from .transports.via import ViaTransport
+from .transports.socket import SocketTransport
 from .xspec import XSpec
 
-__all__ = ["Group", "makegateway", "default_group", "transportForSpec"]
+__all__ = [
+    "Group",
+    "makegateway",
+    "default_group",
+    "transportForSpec",
+    "PopenGateway",
+    "SocketGateway",
+    "SshGateway",
+    "ThreadGateway",
+    "socketSpec",
+]
 
 
 def transportForSpec(spec: XSpec) -> IGatewayTransport:
@@ -24,10 +36,8 @@ def transportForSpec(spec: XSpec) -> IGatewayTransport:
 
     @raise ValueError: for an option that this kind of gateway cannot honour.
     """
-    if spec.via:
-        raise ValueError(f"via= is not supported by txexecnet yet ({spec})")
     if spec.type == "popen":
-        return PopenTransport(spec.python, bool(spec.dont_write_bytecode))
+        return PopenTransport(spec.python, bool(spec.dont_write_bytecode), spec.env)
     if spec.type == "thread":
         bad = [k for k in ("chdir", "nice", "dont_write_bytecode") if getattr(spec, k)]
         if spec.env:
@@ -38,6 +48,16 @@ def transportForSpec(spec: XSpec) -> IGatewayTransport:
                 f"thread gateway ({spec})"
             )
         return ThreadTransport()
+    if spec.type == "ssh":
+        from .transports.ssh import sshTransportForSpec
+
+        return sshTransportForSpec(spec)
+    if spec.type == "socket":
+        if spec.dont_write_bytecode:
+            raise ValueError(f"the socket server chooses how its Python runs: {spec}")
+        if spec.secret_file:
+            return SocketTransport.fromSecretFile(spec.socket, spec.secret_file)
+        return SocketTransport(spec.socket)
     raise ValueError(f"{spec.type} gateways are not available in this version ({spec})")
 
 
@@ -88,11 +108,17 @@ class Group:
         return spec.id
 
     def makegateway(
-        self, spec: str | XSpec | None = None, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE
+        self,
+        spec: str | XSpec | None = None,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        transport: IGatewayTransport | None = None,
     ) -> Deferred[Gateway]:
         """
         Start a gateway as C{spec} says (default C{"popen"}).
 
+        @param transport: the transport to start it with, for what a spec
+            string cannot carry (a socket gateway's secret); by default the
+            one the spec names.
         @return: a Deferred firing with the L{Gateway} once the remote side
             is ready, or failing with L{GatewayStartError} saying why not.
         @raise ValueError: for a malformed spec, naming the bad part.
@@ -100,12 +126,20 @@ class Group:
         if spec is None:
             spec = self._specs.pop(0) if self._specs else "popen"
         xspec = spec if isinstance(spec, XSpec) else XSpec(spec)
-        transport = transportForSpec(xspec)
+        if transport is None:
+            transport = self._viaTransport(xspec) if xspec.via else transportForSpec(xspec)
         self.allocate_id(xspec)
         gateway = Gateway(xspec, self._reactor, maxFrameSize)
         self._gateways.append(gateway)
         gateway.whenTerminated().addCallback(lambda _: self._discard(gateway))
         return gateway._start(transport)
+
+    def _viaTransport(self, spec: XSpec) -> IGatewayTransport:
+        if spec.type != "popen":
+            raise ValueError(f"via= only starts popen gateways ({spec})")
+        if spec.via not in self:
+            raise ValueError(f"via={spec.via}: no gateway with that id in this group ({spec})")
+        return ViaTransport(self[spec.via], spec.python)
 
     def _discard(self, gateway: Gateway) -> None:
         if gateway in self._gateways:
@@ -146,6 +180,103 @@ def PopenGateway(python: str | None = None, reactor: Any = None) -> Deferred[Gat
     return makegateway("popen" if python is None else f"popen//python={python}", reactor)
 
 
+def socketSpec(host: str, port: int | None = None, secret_file: str | None = None) -> str:
+    """
+    The spec string of a socket gateway: to C{host:port}, or, without a
+    C{port}, to C{host} taken as a Twisted client endpoint string.
+    """
+    if port is None:
+        address = host
+    elif ":" in host:
+        address = f"[{host}]:{port}"
+    else:
+        address = f"{host}:{port}"
+    spec = f"socket={address}"
+    if secret_file is not None:
+        spec += f"//secret_file={secret_file}"
+    return spec
+
+
+def SocketGateway(
+    host: str,
+    port: int | None = None,
+    secret: bytes | str | None = None,
+    secret_file: str | None = None,
+    reactor: Any = None,
+) -> Deferred[Gateway]:
+    """
+    The seed's C{SocketGateway}: a fresh interpreter started for us by the
+    socket server at C{host:port} (C{twistd execnet-server}, or the
+    standalone C{txexecnet/script/socketserver.py}).
+
+    @param host: a host name or address; or, with no C{port}, a Twisted client
+        endpoint string (C{"tls:host:7771:trustRoots=DIR"},
+        C{"unix:path=/run/execnet.sock"}).
+    @param secret: the server's shared secret; or give C{secret_file}.
+    @return: a Deferred firing with the ready L{Gateway}, or failing with
+        L{AuthenticationError} when the server refuses our secret (or has
+        none when we do), or L{GatewayStartError}.
+    """
+    if secret is not None and secret_file is not None:
+        raise ValueError("give secret or secret_file, not both")
+    spec = socketSpec(host, port, secret_file)
+    transport = None
+    if secret is not None:
+        transport = SocketTransport(XSpec(spec).socket, secret)
+    group = default_group if reactor is None else Group(reactor=reactor)
+    return group.makegateway(spec, transport=transport)
+
+
 def ThreadGateway(reactor: Any = None) -> Deferred[Gateway]:
     """A gateway whose remote side runs in threads of this process."""
     return makegateway("thread", reactor)
+
+
+def SshGateway(
+    destination: str,
+    port: int | None = None,
+    identity: str | None = None,
+    known_hosts: str | None = None,
+    password: str | None = None,
+    passphrase: str | None = None,
+    accept_new_host_keys: bool = False,
+    python: str = "python3",
+    ssh_config: str | None = None,
+    reactor: Any = None,
+    group: Group | None = None,
+) -> Deferred[Gateway]:
+    """
+    The seed's C{SshGateway}: C{python} on C{destination}
+    (C{[user@]host[:port]}, C{host} possibly an ssh_config alias), reached
+    through Twisted Conch.  Whatever is not given is found as C{ssh} finds
+    it (ssh_config, C{~/.ssh}, the ssh-agent); see
+    L{txexecnet.transports.ssh.SshTransport}.
+
+    @param identity: a private key file to try first.
+    @param known_hosts: the known_hosts file to check the host key against.
+    @param password: a password to try after the keys.
+    @param passphrase: the passphrase of encrypted key files.
+    @param accept_new_host_keys: add an unknown host key to known_hosts
+        instead of failing with L{HostKeyError}.
+    @param ssh_config: the ssh_config file to read instead of the usual ones.
+    @param group: the L{Group} to add the gateway to (default: the default
+        group, or a new one when C{reactor} is given).
+    @return: a Deferred firing with the ready L{Gateway}, or failing with
+        L{HostKeyError}, L{AuthenticationError} or L{GatewayStartError}.
+    """
+    from .transports.ssh import SshTransport
+
+    transport = SshTransport(
+        destination,
+        port=port,
+        identity=identity,
+        knownHosts=known_hosts,
+        password=password,
+        passphrase=passphrase,
+        acceptNewHostKeys=accept_new_host_keys,
+        python=python,
+        sshConfig=ssh_config,
+    )
+    if group is None:
+        group = default_group if reactor is None else Group(reactor=reactor)
+    return group.makegateway(transport.spec(), transport=transport)

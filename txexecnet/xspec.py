@@ -23,10 +23,15 @@ OPTION_KEYS = {
     "ssh_accept_new": "accept and remember an unknown SSH host key",
     "ssh_client": "'openssh' to use the system ssh binary instead of Conch",
     "ssh_config": "the ssh_config file to read host aliases from",
+    "ssh_identity": "the private key file to authenticate with over SSH",
+    "ssh_known_hosts": "the known_hosts file to check SSH host keys against",
     "secret_file": "a file holding the socket server's shared secret",
 }
 
-_VALUED = {"ssh", "socket", "python", "chdir", "nice", "id", "via", "ssh_client", "ssh_config", "secret_file"}
+_VALUED = {
+    "ssh", "socket", "python", "chdir", "nice", "id", "via", "ssh_client", "ssh_config",
+    "ssh_identity", "ssh_known_hosts", "secret_file",
+}
 _FLAGS = {"popen", "thread", "dont_write_bytecode", "ssh_accept_new"}
 
 
@@ -53,6 +58,8 @@ class XSpec:
     ssh_accept_new: Any = None
     ssh_client: Any = None
     ssh_config: Any = None
+    ssh_identity: Any = None
+    ssh_known_hosts: Any = None
     secret_file: Any = None
 
     def __init__(self, string: str) -> None:

@@ -38,9 +38,16 @@ class PopenTransport:
     @param python: the interpreter command line, split like a shell would
         (C{"python3.12"}, C{"nice python3"}), or L{None} for this one.
     @param dontWriteBytecode: pass C{-B} to the child.
+    @param env: variables added to this process's environment for the
+        child, set before it starts (so C{PYTHONPATH} and the like apply).
     """
 
-    def __init__(self, python: str | None = None, dontWriteBytecode: bool = False) -> None:
+    def __init__(
+        self,
+        python: str | None = None,
+        dontWriteBytecode: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         if python is None:
             self.argv = [sys.executable]
         else:
@@ -48,6 +55,7 @@ class PopenTransport:
             if not self.argv:
                 raise ValueError("python= is empty")
         self.dontWriteBytecode = dontWriteBytecode
+        self.env = dict(env or {})
         self.description = f"popen {' '.join(self.argv)}"
 
     def _executable(self) -> str | None:
@@ -79,7 +87,7 @@ class PopenTransport:
         pipes = PipeTransport(reactor, stdoutRead, stdinWrite, protocol, child.framesEnded)
         try:
             reactor.spawnProcess(
-                child, executable, args, env=None,
+                child, executable, args, env={**os.environ, **self.env} if self.env else None,
                 childFDs={0: stdinRead, 1: stdoutWrite, 2: "r"},
             )
         except OSError as e:

@@ -1,0 +1,75 @@
+"""Gateways started through another gateway (spec via=ID)."""
+
+import os
+import signal
+
+import pytest
+import pytest_twisted
+
+import txexecnet
+from txexecnet import GatewayClosed, GatewayStartError
+
+T = 10
+
+
+@pytest_twisted.async_yield_fixture()
+async def group():
+    g = txexecnet.Group()
+    await g.makegateway("popen//id=parent")
+    yield g
+    await g.terminate(timeout=3)
+
+
+@pytest_twisted.ensureDeferred
+async def test_child_of_the_parent_gateway(group):
+    child = await group.makegateway("popen//via=parent//python=/usr/bin/python3//id=child")
+    ch = child.remote_exec("import os, sys\nchannel.send((os.getppid(), sys.executable))")
+    assert await ch.receive(T) == (group["parent"].remoteinfo["pid"], "/usr/bin/python3")
+    assert child.remoteinfo["pid"] != group["parent"].remoteinfo["pid"]
+
+    ch = child.remote_exec("for x in channel:\n    channel.send(x)")
+    big = os.urandom(3 * 1024 * 1024)
+    ch.send(big)
+    assert await ch.receive(T) == big
+    ch.close()
+
+    pid = child.remoteinfo["pid"]
+    await child.exit()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_parent_death_closes_the_child_gateway(group):
+    child = await group.makegateway("popen//via=parent")
+    pending = child.remote_exec("channel.receive()").receive()
+    os.kill(group["parent"].remoteinfo["pid"], signal.SIGKILL)
+    with pytest.raises(GatewayClosed):
+        await pending
+    await child.whenTerminated()
+
+
+@pytest_twisted.ensureDeferred
+async def test_exit_kills_a_child_that_ignores_it(group):
+    child = await group.makegateway("popen//via=parent")
+    ch = child.remote_exec("import time\nchannel.send(1)\nwhile True:\n    time.sleep(0.05)")
+    assert await ch.receive(T) == 1
+    await child.exit(timeout=0.5)
+    assert child.isTerminated()
+    probe = group["parent"].remote_exec(
+        "import os\ntry:\n    os.waitpid(%d, 0)\nexcept ChildProcessError:\n    pass\n"
+        "try:\n    os.kill(%d, 0)\n    channel.send('alive')\nexcept ProcessLookupError:\n"
+        "    channel.send('gone')" % (child.remoteinfo["pid"], child.remoteinfo["pid"])
+    )
+    assert await probe.receive(T) == "gone"
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_python_quotes_why(group):
+    with pytest.raises(GatewayStartError, match="cannot start /no/such/python"):
+        await group.makegateway("popen//via=parent//python=/no/such/python")
+
+
+def test_unknown_via_id(group):
+    with pytest.raises(ValueError, match="no gateway with that id"):
+        group.makegateway("popen//via=nosuch")

@@ -1,0 +1,188 @@
+"""
+Gateways started through another gateway (spec C{via=ID}): the other
+gateway's interpreter spawns the new child and relays its stdio over a
+channel, so a host reached once (over SSH, say) can start more interpreters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.address import _ProcessAddress
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.interfaces import ITransport
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..bootstrap import BOOTSTRAP_COMMAND, sourceBootstrap
+from ..errors import GatewayStartError
+from ..interfaces import IGatewayConnection, IGatewayTransport
+from ._stderr import StderrLog
+
+__all__ = ["ViaTransport"]
+
+
+def _relay(channel, argv, stderr):
+    """
+    Runs in the parent gateway's interpreter: start C{argv}, relay its stdout
+    and stderr as bytes items, write bytes items to its stdin (L{None} closes
+    stdin), and report its exit as C{("exit", returncode)}.
+    """
+    import os
+    import subprocess
+    import threading
+
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except OSError as e:
+        stderr.send(("cannot start %s: %s\n" % (argv[0], e)).encode())
+        channel.send(("exit", 127))
+        return
+
+    def pump(fd, out):
+        while True:
+            data = os.read(fd, 1048576)
+            if not data:
+                return
+            out.send(data)
+
+    pumps = [
+        threading.Thread(target=pump, args=(proc.stdout.fileno(), channel)),
+        threading.Thread(target=pump, args=(proc.stderr.fileno(), stderr)),
+    ]
+    for t in pumps:
+        t.daemon = True
+        t.start()
+
+    def feed():
+        try:
+            for data in channel:
+                if data is None:
+                    proc.stdin.close()
+                else:
+                    proc.stdin.write(data)
+                    proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
+        # The channel is closed: by this relay's end, or by a gateway that
+        # wants the child gone.
+        if proc.poll() is None:
+            proc.kill()
+
+    feeder = threading.Thread(target=feed)
+    feeder.daemon = True
+    feeder.start()
+    for t in pumps:
+        t.join()
+    code = proc.wait()
+    if not channel.isclosed():
+        channel.send(("exit", code))
+
+
+@implementer(IGatewayTransport)
+class ViaTransport:
+    """
+    Start a fresh interpreter from the interpreter behind C{parent}.
+
+    @param parent: the L{Gateway} whose interpreter spawns the new one.
+    @param python: the interpreter to start there (default: C{python3}).
+    """
+
+    def __init__(self, parent: Any, python: str | None = None) -> None:
+        self.parent = parent
+        self.python = python or "python3"
+        self.description = f"via {parent.id}"
+
+    def bootstrap(self, config: dict[str, Any]) -> bytes:
+        return sourceBootstrap(config)
+
+    def connect(self, reactor: Any, protocol: Any, gateway: Any) -> Deferred[IGatewayConnection]:
+        import shlex
+
+        if self.parent.isTerminated():
+            return fail(GatewayStartError(f"gateway {gateway.id}: via gateway {self.parent.id} is closed"))
+        argv = shlex.split(self.python) + ["-u", "-c", BOOTSTRAP_COMMAND]
+        stderr = self.parent.newchannel()
+        channel = self.parent.remote_exec(_relay, argv=argv, stderr=stderr)
+        connection = _RelayedProcess(channel, stderr, protocol, gateway.id)
+        protocol.makeConnection(connection)
+        return succeed(connection)
+
+
+@implementer(ITransport, IGatewayConnection)
+class _RelayedProcess:
+    """The relayed child's stdio as the framing protocol's transport."""
+
+    _END = object()
+
+    def __init__(self, channel: Any, stderr: Any, protocol: Any, gatewayId: str) -> None:
+        self._channel = channel
+        self._protocol = protocol
+        self._stderr = StderrLog(gatewayId)
+        self._exitCode: int | None = None
+        self._lost = False
+        channel.setcallback(self._received, endmarker=self._END)
+        stderr.setcallback(self._stderrReceived, endmarker=self._END)
+
+    def _received(self, item: Any) -> None:
+        if item is self._END:
+            if self._channel._endError is not None:  # the relay itself failed
+                self._stderr.received(f"relay failed: {self._channel._endError}\n".encode())
+            self._connectionLost()
+        elif isinstance(item, bytes):
+            self._protocol.dataReceived(item)
+        elif isinstance(item, tuple) and item[0] == "exit":
+            self._exitCode = item[1]
+
+    def _stderrReceived(self, item: Any) -> None:
+        if isinstance(item, bytes):
+            self._stderr.received(item)
+
+    def _connectionLost(self, signal: int | None = None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._stderr.flush()
+        if signal is not None:
+            reason = Failure(ProcessTerminated(signal=signal))
+        elif self._exitCode == 0:
+            reason = Failure(ProcessDone(0))
+        elif self._exitCode is not None:
+            reason = Failure(ProcessTerminated(exitCode=self._exitCode))
+        else:
+            reason = Failure(ProcessTerminated(exitCode=None))
+        self._protocol.connectionLost(reason)
+
+    # ITransport
+    def write(self, data: bytes) -> None:
+        if not self._channel.isclosed():
+            self._channel.send(bytes(data))
+
+    def writeSequence(self, data: Any) -> None:
+        self.write(b"".join(data))
+
+    def loseConnection(self) -> None:
+        self.kill()
+
+    def getPeer(self) -> _ProcessAddress:
+        return _ProcessAddress()
+
+    def getHost(self) -> _ProcessAddress:
+        return _ProcessAddress()
+
+    # IGatewayConnection
+    def closeWrite(self) -> None:
+        if not self._channel.isclosed():
+            self._channel.send(None)
+
+    def kill(self) -> None:
+        # The relay kills the child when its channel closes; it can report
+        # nothing after that, so the end is reported here.
+        self._channel.close()
+        self._connectionLost(signal=9)
+
+    def stderrTail(self) -> str:
+        return self._stderr.tail()
