@@ -300,10 +300,15 @@ class Channel:
         return item
 
 
+def _start(start: Callable[..., Any], *args: Any, **kwargs: Any) -> Gateway:
+    """Start a gateway with C{start} in this module's group; return it ready."""
+    _reactor()
+    return Gateway(_call(start, *args, group=_state["group"], **kwargs))
+
+
 def makegateway(spec: str = "popen", maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE) -> Gateway:
     """Start a gateway from a spec string and return it once ready."""
-    _reactor()
-    return Gateway(_call(_state["group"].makegateway, spec, maxFrameSize))
+    return _start(lambda group: group.makegateway(spec, maxFrameSize))
 
 
 def PopenGateway(python: str | None = None) -> Gateway:
@@ -322,16 +327,7 @@ def SocketGateway(
     at C{host:port} (or at the endpoint string C{host}, with no C{port}); see
     L{txexecnet.SocketGateway}.
     """
-    if secret is not None and secret_file is not None:
-        raise ValueError("give secret or secret_file, not both")
-    spec = _group.socketSpec(host, port, secret_file)
-    transport = None
-    if secret is not None:
-        from .transports.socket import SocketTransport
-
-        transport = SocketTransport(_group.XSpec(spec).socket, secret)
-    _reactor()
-    return Gateway(_call(_state["group"].makegateway, spec, transport=transport))
+    return _start(_group.SocketGateway, host, port, secret=secret, secret_file=secret_file)
 
 
 def SshGateway(
@@ -350,21 +346,17 @@ def SshGateway(
     (C{[user@]host[:port]}), reached through Twisted Conch; the arguments
     are those of L{txexecnet.SshGateway}.
     """
-    _reactor()
-    return Gateway(
-        _call(
-            _group.SshGateway,
-            destination,
-            port=port,
-            identity=identity,
-            known_hosts=known_hosts,
-            password=password,
-            passphrase=passphrase,
-            accept_new_host_keys=accept_new_host_keys,
-            python=python,
-            ssh_config=ssh_config,
-            group=_state["group"],
-        )
+    return _start(
+        _group.SshGateway,
+        destination,
+        port=port,
+        identity=identity,
+        known_hosts=known_hosts,
+        password=password,
+        passphrase=passphrase,
+        accept_new_host_keys=accept_new_host_keys,
+        python=python,
+        ssh_config=ssh_config,
     )
 
 

@@ -15,7 +15,6 @@ from ._remote import (
     CHANNEL_CLOSE_ERROR,
     CHANNEL_DATA,
     NO_ENDMARKER_WANTED,
-    RemoteError,
     TimeoutError,
     dumps,
     dumps_parts,

@@ -160,6 +160,13 @@ default_group = Group()
 atexit.register(default_group._killAll)
 
 
+def _groupFor(reactor: Any, group: Group | None) -> Group:
+    """The group a new gateway joins: C{group}, else one that fits C{reactor}."""
+    if group is not None:
+        return group
+    return default_group if reactor is None else Group(reactor=reactor)
+
+
 def makegateway(
     spec: str | XSpec = "popen", reactor: Any = None, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE
 ) -> Deferred[Gateway]:
@@ -171,8 +178,7 @@ def makegateway(
         than the global one are kept in a group of their own.
     @return: a Deferred firing with the ready L{Gateway}.
     """
-    group = default_group if reactor is None else Group(reactor=reactor)
-    return group.makegateway(spec, maxFrameSize)
+    return _groupFor(reactor, None).makegateway(spec, maxFrameSize)
 
 
 def PopenGateway(python: str | None = None, reactor: Any = None) -> Deferred[Gateway]:
@@ -203,6 +209,7 @@ def SocketGateway(
     secret: bytes | str | None = None,
     secret_file: str | None = None,
     reactor: Any = None,
+    group: Group | None = None,
 ) -> Deferred[Gateway]:
     """
     The seed's C{SocketGateway}: a fresh interpreter started for us by the
@@ -213,6 +220,8 @@ def SocketGateway(
         endpoint string (C{"tls:host:7771:trustRoots=DIR"},
         C{"unix:path=/run/execnet.sock"}).
     @param secret: the server's shared secret; or give C{secret_file}.
+    @param group: the L{Group} to add the gateway to (default: the default
+        group, or a new one when C{reactor} is given).
     @return: a Deferred firing with the ready L{Gateway}, or failing with
         L{AuthenticationError} when the server refuses our secret (or has
         none when we do), or L{GatewayStartError}.
@@ -223,8 +232,7 @@ def SocketGateway(
     transport = None
     if secret is not None:
         transport = SocketTransport(XSpec(spec).socket, secret)
-    group = default_group if reactor is None else Group(reactor=reactor)
-    return group.makegateway(spec, transport=transport)
+    return _groupFor(reactor, group).makegateway(spec, transport=transport)
 
 
 def ThreadGateway(reactor: Any = None) -> Deferred[Gateway]:
@@ -277,6 +285,4 @@ def SshGateway(
         python=python,
         sshConfig=ssh_config,
     )
-    if group is None:
-        group = default_group if reactor is None else Group(reactor=reactor)
-    return group.makegateway(transport.spec(), transport=transport)
+    return _groupFor(reactor, group).makegateway(transport.spec(), transport=transport)

@@ -37,7 +37,7 @@ from zope.interface import implementer
 
 from ._remote import DEFAULT_MAX_FRAME_SIZE, HEADER, HEADER_SIZE, ProtocolError, check_header
 from .script import socketserver as handshake
-from .transports._pipes import PipeTransport, makePipe
+from .transports._pipes import PipeTransport, spawnWithPipes
 from .transports._stderr import StderrLog
 
 __all__ = [
@@ -376,20 +376,7 @@ class _Child(ProcessProtocol):
         @raise OSError: if it cannot be started.
         """
         socket = self._connection.transport
-        stdinRead, stdinWrite = makePipe()
-        stdoutRead, stdoutWrite = makePipe()
-        pipes = PipeTransport(reactor, stdoutRead, stdinWrite, _ToSocket(socket), self._stdoutEnded)
-        try:
-            reactor.spawnProcess(
-                self, args[0], args, env=None, childFDs={0: stdinRead, 1: stdoutWrite, 2: "r"}
-            )
-        except OSError:
-            os.close(stdinWrite)
-            os.close(stdoutRead)
-            raise
-        finally:
-            os.close(stdinRead)
-            os.close(stdoutWrite)
+        pipes = spawnWithPipes(reactor, self, args[0], args, None, _ToSocket(socket), self._stdoutEnded)
         self.pid = self.transport.pid
         self._pipes = pipes
         # Each side pauses the other when its own buffer fills up, so the

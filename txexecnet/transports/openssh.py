@@ -15,14 +15,13 @@ import os
 import shutil
 from typing import Any, Sequence
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 from zope.interface import implementer
 
 from ..bootstrap import sourceBootstrap
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
-from ._pipes import PipeTransport, makePipe
-from .popen import ChildProcess
+from .popen import startChild
 from .ssh import parseDestination, remoteCommand
 
 __all__ = ["OpenSshTransport"]
@@ -100,24 +99,4 @@ class OpenSshTransport:
                     f"(needed by ssh_client=openssh)"
                 )
             )
-        child = ChildProcess(protocol, gateway.id, reactor)
-        stdinRead, stdinWrite = makePipe()
-        stdoutRead, stdoutWrite = makePipe()
-        pipes = PipeTransport(reactor, stdoutRead, stdinWrite, protocol, child.framesEnded)
-        try:
-            reactor.spawnProcess(
-                child,
-                executable,
-                self.argv(executable),
-                env=None,
-                childFDs={0: stdinRead, 1: stdoutWrite, 2: "r"},
-            )
-        except OSError as e:
-            os.close(stdinWrite)
-            os.close(stdoutRead)
-            return fail(GatewayStartError(f"gateway {gateway.id} failed to start {executable}: {e}"))
-        finally:
-            os.close(stdinRead)
-            os.close(stdoutWrite)
-        child.startFrames(pipes)
-        return succeed(child)
+        return startChild(reactor, protocol, gateway.id, executable, self.argv(executable))

@@ -21,10 +21,10 @@ from zope.interface import implementer
 from ..bootstrap import compiledBootstrap, pythonArgs, sourceBootstrap
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
-from ._pipes import PipeTransport, makePipe
+from ._pipes import PipeTransport, spawnWithPipes
 from ._stderr import StderrLog
 
-__all__ = ["PopenTransport"]
+__all__ = ["PopenTransport", "ChildProcess", "startChild"]
 
 
 @implementer(IGatewayTransport)
@@ -80,25 +80,26 @@ class PopenTransport:
                     f"{self.argv[0]!r} not found (not a file, or not on PATH)"
                 )
             )
-        child = ChildProcess(protocol, gateway.id, reactor)
         args = pythonArgs([executable] + self.argv[1:], self.dontWriteBytecode)
-        stdinRead, stdinWrite = makePipe()
-        stdoutRead, stdoutWrite = makePipe()
-        pipes = PipeTransport(reactor, stdoutRead, stdinWrite, protocol, child.framesEnded)
-        try:
-            reactor.spawnProcess(
-                child, executable, args, env={**os.environ, **self.env} if self.env else None,
-                childFDs={0: stdinRead, 1: stdoutWrite, 2: "r"},
-            )
-        except OSError as e:
-            os.close(stdinWrite)
-            os.close(stdoutRead)
-            return fail(GatewayStartError(f"gateway {gateway.id} failed to start {executable}: {e}"))
-        finally:
-            os.close(stdinRead)
-            os.close(stdoutWrite)
-        child.startFrames(pipes)
-        return succeed(child)
+        env = {**os.environ, **self.env} if self.env else None
+        return startChild(reactor, protocol, gateway.id, executable, args, env)
+
+
+def startChild(
+    reactor: Any, protocol: Any, gatewayId: str, executable: str, args: list[str],
+    env: dict[str, str] | None = None,
+) -> Deferred[IGatewayConnection]:
+    """
+    Start C{args} as a child process whose stdin/stdout carry C{protocol}'s
+    frames; fire with its L{ChildProcess} connection.
+    """
+    child = ChildProcess(protocol, gatewayId, reactor)
+    try:
+        pipes = spawnWithPipes(reactor, child, executable, args, env, protocol, child.framesEnded)
+    except OSError as e:
+        return fail(GatewayStartError(f"gateway {gatewayId} failed to start {executable}: {e}"))
+    child.startFrames(pipes)
+    return succeed(child)
 
 
 @implementer(IGatewayConnection)
