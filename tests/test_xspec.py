@@ -40,6 +40,10 @@ def test_ssh_and_socket_values():
         ("popen////id=x", "empty part"),
         ("ssh=", "needs a value"),
         ("thread//python=python3", "cannot be used"),
+        ("popen//ssh_accept_new", "only applies to ssh gateways"),
+        ("socket=h:1//ssh_identity=k", "only applies to ssh gateways"),
+        ("popen//secret_file=/s", "only applies to socket gateways"),
+        ("ssh=h//via=gw0", "only applies to popen gateways"),
     ],
 )
 def test_bad_specs_name_the_bad_part(bad, fragment):

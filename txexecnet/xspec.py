@@ -34,6 +34,17 @@ _VALUED = {
 }
 _FLAGS = {"popen", "thread", "dont_write_bytecode", "ssh_accept_new"}
 
+#: Options that mean something for one kind of gateway only.
+_ONLY_FOR = {
+    "ssh_accept_new": "ssh",
+    "ssh_client": "ssh",
+    "ssh_config": "ssh",
+    "ssh_identity": "ssh",
+    "ssh_known_hosts": "ssh",
+    "secret_file": "socket",
+    "via": "popen",
+}
+
 
 class XSpec:
     """
@@ -104,6 +115,9 @@ class XSpec:
                 int(self.nice)
             except ValueError:
                 raise ValueError(f"nice={self.nice!r} in gateway spec {string!r} is not an integer")
+        for key, only in _ONLY_FOR.items():
+            if key in seen and self.type != only:
+                raise ValueError(f"{key} only applies to {only} gateways, not in {string!r}")
         if self.python is not None and self.type in ("thread", "socket"):
             raise ValueError(f"python= cannot be used with a {self.type} gateway ({string!r})")
 
