@@ -11,6 +11,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, task
 
+from processes import SHARED, children
+
 #: Fixture modules: the socket server daemons (tests/fixtures_server.py) and
 #: the OpenSSH server (tests/sshd.py).
 pytest_plugins = ["fixtures_server", "sshd"]
@@ -26,24 +28,36 @@ SPEC_FACTORIES = {
 }
 
 
-def children() -> dict[int, str]:
-    """This process's child processes: pid -> state and command line."""
-    me = str(os.getpid())
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[1] == me:
-            found[int(entry)] = f"[{fields[0]}] {cmdline[:100]}"
-    return found
+def pytest_configure(config):
+    """
+    Make this process a child subreaper, so that processes orphaned by a
+    test (a gateway's grandchild whose parent died) are re-parented here,
+    where the leak check sees them, instead of escaping to init.
+    """
+    import ctypes
+
+    PR_SET_CHILD_SUBREAPER = 36
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def pytest_unconfigure(config):
+    """Reap what stopped daemons and orphans left, so no zombie outlives us."""
+    _reapStrangers(children())
+
+
+def _reapStrangers(found: dict[int, str]) -> None:
+    """
+    Reap zombies no one else will: orphans re-parented to us, and daemons a
+    fixture stopped.  Twisted reaps its own children; those are left alone.
+    """
+    from twisted.internet.process import reapProcessHandlers
+
+    for pid, what in found.items():
+        if what.startswith("[Z]") and pid not in reapProcessHandlers:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def sleep(seconds: float) -> defer.Deferred[None]:
@@ -54,12 +68,18 @@ def sleep(seconds: float) -> defer.Deferred[None]:
 
 @pytest.fixture(autouse=True)
 def no_leaked_processes():
-    """Fail a test that leaves a child process (or an unreaped zombie) behind."""
+    """
+    Fail a test that leaves a process behind: a child, an orphaned
+    grandchild (see L{pytest_configure}), or a zombie nobody reaps.
+    """
     before = set(children())
     yield
     leaked: dict[int, str] = {}
     for _ in range(100):
-        leaked = {pid: what for pid, what in children().items() if pid not in before}
+        leaked = {
+            pid: what for pid, what in children().items() if pid not in before and pid not in SHARED
+        }
+        _reapStrangers(children())
         if not leaked:
             return
         pytest_twisted.blockon(sleep(0.05))

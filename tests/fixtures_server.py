@@ -20,35 +20,12 @@ import time
 import pytest
 from twisted.internet import defer, task
 
+from processes import SHARED, alive, process_children
+
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 #: Seconds any wait on a daemon may take before the test fails.
 WAIT = 15.0
-
-
-def process_children(pid: int) -> set[int]:
-    """The pids of C{pid}'s living (not zombie) child processes."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == str(pid) and fields[0] != "Z":
-            found.add(int(entry))
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Whether C{pid} runs (a zombie does not count)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Daemon:
@@ -200,7 +177,9 @@ def _withPort(args) -> list[str]:
 def shared_daemon(tmp_path_factory, *args: str):
     """Start a daemonised execnet-server for a fixture of a wider scope."""
     daemon = Daemon(_withPort(args), str(tmp_path_factory.mktemp("server")))
-    return daemon.start(daemonize=True)
+    daemon.start(daemonize=True)
+    SHARED.add(daemon.pid)
+    return daemon
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from processes import SHARED, alive
+
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"
 
@@ -84,15 +86,6 @@ def tcpConnections(port: int) -> int:
             if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
                 count += 1
     return count
-
-
-def alive(pid: int) -> bool:
-    """Whether C{pid} runs (a zombie, waiting for init to reap it, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _freePort() -> int:
@@ -247,6 +240,7 @@ class SshServer:
                 if os.path.exists(pidPath) and _banner("127.0.0.1", self.port) and _banner("::1", self.port):
                     with open(pidPath) as f:
                         self.pid = int(f.read())
+                    SHARED.add(self.pid)
                     self._writeKnownHosts()
                     return
                 if "Address already in use" in self.log():

@@ -23,7 +23,8 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 
 import txexecnet
-from fixtures_server import TWISTD, WAIT, alive, shared_daemon, wait_until
+from fixtures_server import TWISTD, WAIT, shared_daemon, wait_until
+from processes import alive
 from txexecnet import GatewayClosed, GatewayStartError, RemoteError, tap
 from txexecnet._remote import CHANNEL_DATA, HEADER, HEADER_SIZE
 from txexecnet import bootstrap
@@ -108,9 +109,18 @@ def test_options_defaults_listen_on_loopback_7770():
 def test_options_port_interface_and_listen():
     options = parse("-p", "7771", "--interface", "::1", "--listen", "unix:/tmp/x.sock",
                     "--listen", "tcp:7772")
-    assert options["listen"] == ["tcp6:7771:interface=\\:\\:1", "unix:/tmp/x.sock", "tcp:7772"]
+    assert options["listen"] == [
+        "tcp6:7771:interface=\\:\\:1", "unix:/tmp/x.sock", "tcp:7772:interface=127.0.0.1"
+    ]
     # --listen alone replaces the default port.
-    assert parse("--listen", "tcp:7772")["listen"] == ["tcp:7772"]
+    assert parse("--listen", "tcp:7772")["listen"] == ["tcp:7772:interface=127.0.0.1"]
+    # Every interface only when asked for.
+    assert parse("--listen", "tcp:7772:interface=0.0.0.0")["listen"] == ["tcp:7772:interface=0.0.0.0"]
+    assert parse("--listen", "tcp6:7772")["listen"] == ["tcp6:7772:interface=\\:\\:1"]
+    from txexecnet.tap import _loopbackUnlessSaid
+
+    assert _loopbackUnlessSaid("tcp:7773:127.0.0.2") == "tcp:7773:127.0.0.2"
+    assert _loopbackUnlessSaid("unix:/tmp/s") == "unix:/tmp/s"
 
 
 def test_options_python_secret_and_limits(tmp_path):

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from twisted.internet import protocol
 
 import txexecnet
-from fixtures_server import WAIT, process_children, shared_daemon, wait_until
+from fixtures_server import WAIT, shared_daemon, wait_until
+from processes import process_children
 from txexecnet import AuthenticationError, GatewayStartError, bootstrap
 from txexecnet.bootstrap import sourceBootstrap
 from txexecnet.script import socketserver as handshake

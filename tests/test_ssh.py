@@ -41,7 +41,8 @@ from txexecnet.transports.ssh import (
 )
 
 from conftest import sleep
-from sshd import PASSPHRASE, alive
+from processes import alive
+from sshd import PASSPHRASE
 
 #: Seconds any single wait in these tests may take.
 T = 15
@@ -388,6 +389,29 @@ async def test_a_full_connection_makes_another(sshd):
     finally:
         await group.terminate()
     assert pool.connections() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_different_host_key_policies_do_not_share(sshd, tmp_path):
+    # A gateway that checks against another known_hosts file must not ride on
+    # a connection whose host key was vouched for by a different one.
+    other = tmp_path / "known_hosts"
+    other.write_bytes(open(sshd.knownHosts, "rb").read())
+    pool = SshConnectionPool()
+    group = Group()
+
+    def start(knownHosts):
+        transport = SshTransport(
+            sshd.destination(), identity=sshd.clientKey, knownHosts=knownHosts,
+            python=sshd.python, sshConfig=sshd.clientConfig, pool=pool,
+        )
+        return group.makegateway(transport.spec(), transport=transport)
+
+    await defer.gatherResults([start(sshd.knownHosts), start(str(other))], consumeErrors=True)
+    try:
+        assert sorted(c.sessions for c in pool.connections()) == [1, 1]
+    finally:
+        await group.terminate()
 
 
 # --- failures ----------------------------------------------------------------------

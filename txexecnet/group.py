@@ -139,7 +139,7 @@ class Group:
             raise ValueError(f"via= only starts popen gateways ({spec})")
         if spec.via not in self:
             raise ValueError(f"via={spec.via}: no gateway with that id in this group ({spec})")
-        return ViaTransport(self[spec.via], spec.python)
+        return ViaTransport(self[spec.via], spec.python, bool(spec.dont_write_bytecode), spec.env)
 
     def _discard(self, gateway: Gateway) -> None:
         if gateway in self._gateways:

@@ -85,12 +85,18 @@ class Options(usage.Options):
         self["tls"] = []
 
     def opt_listen(self, description: str) -> None:
-        """Listen on a Twisted endpoint (tcp:7770, unix:/run/x.sock:mode=600...); repeatable."""
-        self["listen"].append(description)
+        """
+        Listen on a Twisted endpoint (tcp:7770, unix:/run/x.sock:mode=600...);
+        repeatable.  A tcp endpoint without interface= listens on loopback.
+        """
+        self["listen"].append(_loopbackUnlessSaid(description))
 
     def opt_tls(self, description: str) -> None:
-        """Listen with TLS (see --certificate) on a plain endpoint (tcp:7771...); repeatable."""
-        self["tls"].append(description)
+        """
+        Listen with TLS (see --certificate) on a plain endpoint (tcp:7771...);
+        repeatable.  A tcp endpoint without interface= listens on loopback.
+        """
+        self["tls"].append(_loopbackUnlessSaid(description))
 
     def postOptions(self) -> None:
         self["python"] = self._python(self["python"])
@@ -201,6 +207,20 @@ def _pemCertificates(path: str) -> list[Any]:
 def _tcpDescription(port: int, interface: str) -> str:
     kind = "tcp6" if ":" in interface else "tcp"
     return f"{kind}:{port}:interface={endpoints.quoteStringArgument(interface)}"
+
+
+def _loopbackUnlessSaid(description: str) -> str:
+    """
+    C{description}, bound to loopback if it is a TCP endpoint naming no
+    interface: Twisted's default is every interface, and exposing a server
+    that runs code for its clients must be an explicit choice.
+    """
+    kind, _, rest = description.partition(":")
+    positional = [arg for arg in rest.split(":") if "=" not in arg]
+    if kind in ("tcp", "tcp6") and "interface=" not in rest and len(positional) < 2:
+        loopback = "\\:\\:1" if kind == "tcp6" else "127.0.0.1"
+        return f"{description}:interface={loopback}"
+    return description
 
 
 def _checkDescription(description: str) -> None:

@@ -191,7 +191,7 @@ def read_secret_file(path):
     @raise ValueError: if the file is empty.
     @raise OSError: if it cannot be read.
     """
-    with open(path, "rb") as f:
+    with open(os.path.expanduser(path), "rb") as f:
         secret = f.read().strip()
     if not secret:
         raise ValueError("secret file %r is empty" % (path,))

@@ -353,7 +353,7 @@ class SshTransport:
 
     def connect(self, reactor: Any, protocol: Any, gateway: Any) -> Deferred[IGatewayConnection]:
         try:
-            connection = self._pool.reserve(reactor, self.target.key, lambda: self._connect(reactor))
+            connection = self._pool.reserve(reactor, self._sharingKey(), lambda: self._connect(reactor))
         except GatewayStartError as e:
             return fail(_forGateway(e, gateway.id, self.target))
         opened: Deferred[IGatewayConnection] = Deferred()
@@ -370,6 +370,21 @@ class SshTransport:
             return f
 
         return connection.whenReady().addCallback(ready).addErrback(failed)
+
+    def _sharingKey(self) -> tuple[Any, ...]:
+        """
+        Gateways share a connection only if each would have made the same
+        one: same server and user, and the same keys, host-key policy and
+        password, so a stricter gateway never rides on a laxer connection.
+        """
+        target = self.target
+        return target.key + (
+            tuple(target.identityFiles),
+            tuple(target.knownHosts.files),
+            target.acceptNewHostKeys,
+            self._password,
+            self._passphrase,
+        )
 
     def _connect(self, reactor: Any) -> SshConnection:
         """Start a new SSH connection to our target."""
@@ -468,7 +483,7 @@ class SshConnectionPool:
         self._connections: dict[tuple[Any, ...], list[SshConnection]] = {}
 
     def reserve(
-        self, reactor: Any, key: tuple[str, str, int], connect: Callable[[], SshConnection]
+        self, reactor: Any, key: tuple[Any, ...], connect: Callable[[], SshConnection]
     ) -> SshConnection:
         """
         A connection to C{key} with a session slot taken for the caller:

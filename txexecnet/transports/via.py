@@ -10,12 +10,12 @@ from typing import Any
 
 from twisted.internet.address import _ProcessAddress
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.error import ConnectionLost, ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import ITransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..bootstrap import BOOTSTRAP_COMMAND, sourceBootstrap
+from ..bootstrap import pythonArgs, sourceBootstrap
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
 from ._stderr import StderrLog
@@ -23,11 +23,12 @@ from ._stderr import StderrLog
 __all__ = ["ViaTransport"]
 
 
-def _relay(channel, argv, stderr):
+def _relay(channel, argv, env, stderr):
     """
-    Runs in the parent gateway's interpreter: start C{argv}, relay its stdout
-    and stderr as bytes items, write bytes items to its stdin (L{None} closes
-    stdin), and report its exit as C{("exit", returncode)}.
+    Runs in the parent gateway's interpreter: start C{argv} with C{env} added
+    to the environment, relay its stdout and stderr as bytes items, write
+    bytes items to its stdin (L{None} closes stdin), and report its exit as
+    C{("exit", returncode)}.
     """
     import os
     import subprocess
@@ -35,7 +36,8 @@ def _relay(channel, argv, stderr):
 
     try:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, **env),
         )
     except OSError as e:
         stderr.send(("cannot start %s: %s\n" % (argv[0], e)).encode())
@@ -89,11 +91,21 @@ class ViaTransport:
 
     @param parent: the L{Gateway} whose interpreter spawns the new one.
     @param python: the interpreter to start there (default: C{python3}).
+    @param dontWriteBytecode: pass C{-B} to it.
+    @param env: variables added to its environment before it starts.
     """
 
-    def __init__(self, parent: Any, python: str | None = None) -> None:
+    def __init__(
+        self,
+        parent: Any,
+        python: str | None = None,
+        dontWriteBytecode: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.parent = parent
         self.python = python or "python3"
+        self.dontWriteBytecode = dontWriteBytecode
+        self.env = dict(env or {})
         self.description = f"via {parent.id}"
 
     def bootstrap(self, config: dict[str, Any]) -> bytes:
@@ -104,9 +116,9 @@ class ViaTransport:
 
         if self.parent.isTerminated():
             return fail(GatewayStartError(f"gateway {gateway.id}: via gateway {self.parent.id} is closed"))
-        argv = shlex.split(self.python) + ["-u", "-c", BOOTSTRAP_COMMAND]
+        argv = pythonArgs(shlex.split(self.python), self.dontWriteBytecode)
         stderr = self.parent.newchannel()
-        channel = self.parent.remote_exec(_relay, argv=argv, stderr=stderr)
+        channel = self.parent.remote_exec(_relay, argv=argv, env=self.env, stderr=stderr)
         connection = _RelayedProcess(channel, stderr, protocol, gateway.id)
         protocol.makeConnection(connection)
         return succeed(connection)
@@ -119,6 +131,7 @@ class _RelayedProcess:
     _END = object()
 
     def __init__(self, channel: Any, stderr: Any, protocol: Any, gatewayId: str) -> None:
+        self._parentId = channel.gateway.id
         self._channel = channel
         self._protocol = protocol
         self._stderr = StderrLog(gatewayId)
@@ -153,7 +166,7 @@ class _RelayedProcess:
         elif self._exitCode is not None:
             reason = Failure(ProcessTerminated(exitCode=self._exitCode))
         else:
-            reason = Failure(ProcessTerminated(exitCode=None))
+            reason = Failure(ConnectionLost(f"the relay through gateway {self._parentId} ended"))
         self._protocol.connectionLost(reason)
 
     # ITransport
