@@ -240,7 +240,7 @@ def loads(data, channel_factory=None):
         if not isinstance(data, (bytearray, memoryview)):
             raise LoadError("loads() takes bytes, not %s" % type(data).__name__)
         view = memoryview(data)
-        if (len(view) > _NO_JOIN_SIZE and view[0] == T_BYTES
+        if (len(view) > 1024 and view[0] == T_BYTES
                 and _unpack_u32(view, 1)[0] == len(view) - 5):
             return bytes(view[5:])  # a lone large bytes item: one copy only
         data = bytes(view)
@@ -366,6 +366,85 @@ def check_header(msgtype, length, max_frame_size):
         raise ProtocolError(
             "frame of %d bytes exceeds the limit of %d bytes" % (length, max_frame_size)
         )
+
+
+class FrameBuffer(object):
+    """
+    The receive side of the frame stream, on both ends of a gateway: bytes
+    are read straight into L{room}, and L{filled} hands each whole frame to
+    C{deliver(msgtype, channel_id, payload)}.
+
+    One buffer is reused for every read, which costs far less than fresh
+    memory for each; a payload is a view into it, valid only during the
+    C{deliver} call, so it is copied once, when it is decoded.  A C{deliver}
+    that returns true stops the parsing.
+
+    @param expect_first: the message type the first frame must have, if any.
+    """
+
+    MIN_ROOM = 65536
+    SHRINK_ABOVE = 4 * 1024 * 1024
+
+    def __init__(self, max_frame_size, deliver, expect_first=None):
+        self._max_frame_size = max_frame_size
+        self._deliver = deliver
+        self._expect_first = expect_first
+        self._buffer = bytearray(self.MIN_ROOM)
+        self._filled = 0
+        self._needed = HEADER_SIZE
+
+    def pending(self):
+        """How many bytes of an incomplete frame are buffered."""
+        return self._filled
+
+    def room(self):
+        """A writable view of the free end of the buffer, large enough for the next frame."""
+        need = max(self._needed, self._filled + self.MIN_ROOM)
+        if len(self._buffer) < need:
+            grown = bytearray(need)
+            grown[:self._filled] = memoryview(self._buffer)[:self._filled]
+            self._buffer = grown
+        return memoryview(self._buffer)[self._filled:]
+
+    def filled(self, n):
+        """
+        C{n} bytes were read into L{room}: deliver the frames now complete.
+        Return true if C{deliver} asked to stop.
+
+        @raise ProtocolError: for a malformed frame header.
+        """
+        self._filled += n
+        end = self._filled
+        if end < self._needed:
+            return False
+        pos = 0
+        needed = HEADER_SIZE
+        stop = False
+        with memoryview(self._buffer) as view:
+            while end - pos >= HEADER_SIZE:
+                msgtype, cid, length = HEADER.unpack_from(view, pos)
+                if self._expect_first is not None:
+                    if msgtype != self._expect_first:
+                        raise ProtocolError("expected a %s frame, got %r" % (
+                            MESSAGE_NAMES[self._expect_first].lower(), bytes(view[pos:pos + 80])))
+                    self._expect_first = None
+                check_header(msgtype, length, self._max_frame_size)
+                start = pos + HEADER_SIZE
+                if end - start < length:
+                    needed = HEADER_SIZE + length
+                    break
+                pos = start + length
+                if self._deliver(msgtype, cid, view[start:pos]):
+                    stop = True
+                    break
+            rest = end - pos
+            if rest and pos:
+                view[:rest] = view[pos:end]
+        self._filled = rest
+        self._needed = needed
+        if len(self._buffer) > self.SHRINK_ABOVE and rest < self.MIN_ROOM:
+            self._buffer = bytearray(self._buffer[:rest]) + bytearray(self.MIN_ROOM)
+        return stop
 
 
 # ---------------------------------------------------------------------------
@@ -520,11 +599,11 @@ class FileIO(object):
     """Frame I/O over a pair of file descriptors (the popen and ssh case)."""
 
     def __init__(self, rfd, wfd):
-        self._reader = os.fdopen(rfd, "rb", 65536)
+        self._rfd = rfd
         self._wfd = wfd
 
-    def read(self, n):
-        return self._reader.read(n)
+    def readinto(self, view):
+        return os.readv(self._rfd, [view])
 
     def write(self, parts):
         fd = self._wfd
@@ -536,9 +615,9 @@ class FileIO(object):
                 rest = rest[os.write(fd, rest):]
 
     def close(self):
-        for close in (self._reader.close, lambda: os.close(self._wfd)):
+        for fd in (self._rfd, self._wfd):
             try:
-                close()
+                os.close(fd)
             except OSError:
                 pass
 
@@ -548,10 +627,9 @@ class SocketIO(object):
 
     def __init__(self, sock):
         self._sock = sock
-        self._reader = sock.makefile("rb", 65536)
 
-    def read(self, n):
-        return self._reader.read(n)
+    def readinto(self, view):
+        return self._sock.recv_into(view)
 
     def write(self, parts):
         # One send for small frames; large parts go as they are, uncopied.
@@ -561,11 +639,10 @@ class SocketIO(object):
             self._sock.sendall(part)
 
     def close(self):
-        for close in (self._reader.close, self._sock.close):
-            try:
-                close()
-            except OSError:
-                pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
 
 
 def popen_io():
@@ -666,37 +743,38 @@ class RemoteGateway(object):
         self._shutdown()
 
     def _read_loop(self):
-        read = self._io.read
-        unpack = HEADER.unpack
+        frames = FrameBuffer(self._max_frame_size, self._dispatch)
+        readinto = self._io.readinto
         while True:
-            header = read(HEADER_SIZE)
-            if len(header) < HEADER_SIZE:
-                if header:
-                    raise ProtocolError("stream ended inside a frame header")
+            n = readinto(frames.room())
+            if not n:
+                if frames.pending():
+                    raise ProtocolError("stream ended inside a frame")
                 return
-            msgtype, cid, length = unpack(header)
-            check_header(msgtype, length, self._max_frame_size)
-            payload = read(length) if length else b""
-            if len(payload) < length:
-                raise ProtocolError("stream ended inside a frame")
-            if msgtype == CHANNEL_DATA:
-                ch = self._get_channel(cid)
-                try:
-                    item = loads(payload, self._get_channel)
-                except LoadError as e:
-                    ch._local_close("undecodable item: %s" % (e,))
-                    continue
-                ch._deliver(item)
-            elif msgtype == CHANNEL_EXEC:
-                self._start_exec(cid, payload)
-            elif msgtype == CHANNEL_CLOSE or msgtype == CHANNEL_LAST_MESSAGE:
-                self._get_channel(cid)._local_close()
-            elif msgtype == CHANNEL_CLOSE_ERROR:
-                self._get_channel(cid)._local_close(loads(payload))
-            elif msgtype == GATEWAY_EXIT:
+            if frames.filled(n):
                 return
-            else:
-                raise ProtocolError("unexpected %s frame" % MESSAGE_NAMES[msgtype])
+
+    def _dispatch(self, msgtype, cid, payload):
+        """Act on one frame; return true for the last one (GATEWAY_EXIT)."""
+        if msgtype == CHANNEL_DATA:
+            ch = self._get_channel(cid)
+            try:
+                item = loads(payload, self._get_channel)
+            except LoadError as e:
+                ch._local_close("undecodable item: %s" % (e,))
+                return False
+            ch._deliver(item)
+        elif msgtype == CHANNEL_EXEC:
+            self._start_exec(cid, bytes(payload))
+        elif msgtype == CHANNEL_CLOSE or msgtype == CHANNEL_LAST_MESSAGE:
+            self._get_channel(cid)._local_close()
+        elif msgtype == CHANNEL_CLOSE_ERROR:
+            self._get_channel(cid)._local_close(loads(payload))
+        elif msgtype == GATEWAY_EXIT:
+            return True
+        else:
+            raise ProtocolError("unexpected %s frame" % MESSAGE_NAMES[msgtype])
+        return False
 
     def _start_exec(self, cid, payload):
         channel = self._get_channel(cid)

@@ -17,7 +17,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._remote import HEADER, HEADER_SIZE, HELLO, ProtocolError, check_header
+from ._remote import HEADER, HELLO, FrameBuffer, ProtocolError
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -27,7 +27,6 @@ __all__ = ["FrameProtocol"]
 # Small frames are joined with their header into one write; large payloads
 # are handed over as they are, so they are not copied once more.
 _JOIN_LIMIT = 16384
-
 
 @implementer(IPushProducer)
 class FrameProtocol(Protocol):
@@ -43,11 +42,7 @@ class FrameProtocol(Protocol):
     def __init__(self, gateway: Gateway, bootstrap: bytes, maxFrameSize: int) -> None:
         self.gateway = gateway
         self._bootstrap = bootstrap
-        self._maxFrameSize = maxFrameSize
-        self._pending: list[bytes] = []
-        self._pendingSize = 0
-        self._needed = HEADER_SIZE
-        self._helloSeen = False
+        self._frames = FrameBuffer(maxFrameSize, self._deliver, expect_first=HELLO)
         self._failed = False
 
     def connectionMade(self) -> None:
@@ -67,46 +62,33 @@ class FrameProtocol(Protocol):
             self.transport.writeSequence([header, *parts])
 
     def dataReceived(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and not self._failed:
+            room = self.getReadBuffer()
+            n = min(len(room), len(view))
+            room[:n] = view[:n]
+            view = view[n:]
+            self.bufferFilled(n)
+
+    def getReadBuffer(self) -> memoryview:
+        """
+        Room at the end of the receive buffer, for a transport to read into
+        directly (see L{PipeTransport}), so received bytes are copied once.
+        """
+        return self._frames.room()
+
+    def bufferFilled(self, n: int) -> None:
+        """C{n} more bytes were read into the room L{getReadBuffer} offered."""
         if self._failed:
             return
-        if self._pending:
-            # A frame larger than one read: gather the pieces, join once.
-            self._pending.append(data)
-            self._pendingSize += len(data)
-            if self._pendingSize < self._needed:
-                return
-            data = b"".join(self._pending)
-            self._pending = []
-        view = memoryview(data)
-        pos = 0
-        end = len(data)
-        needed = HEADER_SIZE
         try:
-            while end - pos >= HEADER_SIZE:
-                msgtype, channelId, length = HEADER.unpack_from(data, pos)
-                if not self._helloSeen and msgtype != HELLO:
-                    raise ProtocolError(
-                        "expected a hello frame, got %r" % bytes(data[pos : pos + 80])
-                    )
-                check_header(msgtype, length, self._maxFrameSize)
-                start = pos + HEADER_SIZE
-                if end - start < length:
-                    needed = HEADER_SIZE + length
-                    break
-                pos = start + length
-                if msgtype == HELLO:
-                    self._helloSeen = True
-                # Payloads are views into the read buffer: decoding copies once.
-                self.gateway._frameReceived(msgtype, channelId, view[start:pos])
-                if self._failed:
-                    return
+            self._frames.filled(n)
         except ProtocolError as e:
             self.protocolError(str(e))
-            return
-        if pos < end:
-            self._pending = [data[pos:]]
-            self._pendingSize = end - pos
-            self._needed = needed
+
+    def _deliver(self, msgtype: int, channelId: int, payload: memoryview) -> bool:
+        self.gateway._frameReceived(msgtype, channelId, payload)
+        return self._failed
 
     def protocolError(self, why: str) -> None:
         """
@@ -116,7 +98,6 @@ class FrameProtocol(Protocol):
         if self._failed:
             return
         self._failed = True
-        self._pending = []
         self.gateway._protocolError(why)
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]

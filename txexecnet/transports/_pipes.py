@@ -126,6 +126,8 @@ class PipeTransport:
         return self._readFd
 
     def doRead(self) -> Any:
+        if hasattr(self.protocol, "getReadBuffer"):
+            return self._readInto()
         try:
             data = os.read(self._readFd, self._readSize)
         except BlockingIOError:
@@ -141,6 +143,19 @@ class PipeTransport:
             self._readSize //= 2
         self.protocol.dataReceived(data)
         return None
+
+    def _readInto(self) -> None:
+        """Read straight into the protocol's buffer (see L{FrameProtocol.getReadBuffer})."""
+        try:
+            n = os.readv(self._readFd, [self.protocol.getReadBuffer()])
+        except BlockingIOError:
+            return
+        except OSError:
+            n = 0
+        if n:
+            self.protocol.bufferFilled(n)
+        else:
+            self._endReading()
 
     def drain(self) -> None:
         """Deliver what the pipe still holds, then stop reading."""
