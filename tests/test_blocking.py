@@ -8,30 +8,16 @@ the "program already runs a reactor" case.
 """
 
 import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import pytest_twisted
 from twisted.internet import threads
 
 import txexecnet
+from seed_examples import check_fileserver, run_script
 from txexecnet import blocking
 
 T = 10
-
-
-def run_script(source, timeout=60):
-    """Run C{source} in a fresh interpreter; return its stdout; fail on error."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def test_seed_first_example_as_a_script():
@@ -53,37 +39,7 @@ def test_seed_first_example_as_a_script():
 
 
 def test_seed_fileserver_as_a_script(tmp_path):
-    files = []
-    for i in range(3):
-        p = tmp_path / f"file{i}"
-        p.write_bytes(os.urandom(1000 + i))
-        files.append(str(p))
-    out = run_script(
-        f"""
-        import hashlib
-        from txexecnet import blocking
-        contentserverbootstrap = '''
-        for fn in channel:
-            f = open(fn, 'rb')
-            try:
-                channel.send(f.read())
-            finally:
-                f.close()
-        '''
-        contentgateway = blocking.PopenGateway()
-        channel = contentgateway.remote_exec(contentserverbootstrap)
-        for fn in {files!r}:
-            channel.send(fn)
-            content = channel.receive(timeout=10)
-            print(hashlib.sha256(content).hexdigest())
-        channel.close()
-        channel.waitclose(timeout=10)
-        contentgateway.exit()
-        """
-    )
-    import hashlib
-
-    assert out.split() == [hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files]
+    check_fileserver(tmp_path, "blocking.PopenGateway()")
 
 
 def test_script_exits_without_explicit_gateway_exit():

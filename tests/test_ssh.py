@@ -11,12 +11,10 @@ pieces (ssh_config, known_hosts, destinations) without a server.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -42,6 +40,7 @@ from txexecnet.transports.ssh import (
 
 from conftest import sleep
 from processes import alive
+from seed_examples import check_fileserver
 from sshd import PASSPHRASE
 
 #: Seconds any single wait in these tests may take.
@@ -515,42 +514,12 @@ async def test_sshd_killed_mid_conversation(sshd):
 def test_fileserver_example_as_a_script(sshd, tmp_path):
     # The seed's fileserver example, through the blocking facade, in a fresh
     # interpreter as a user's script would run it.
-    files = []
-    for i in range(3):
-        path = tmp_path / f"file{i}"
-        path.write_bytes(os.urandom(1000 * (i + 1)))
-        files.append(str(path))
-    script = textwrap.dedent(
-        f"""
-        import hashlib
-        from txexecnet import blocking
-        contentserverbootstrap = '''
-        for fn in channel:
-            f = open(fn, 'rb')
-            try:
-                channel.send(f.read())
-            finally:
-                f.close()
-        '''
-        contentgateway = blocking.SshGateway(
-            {sshd.destination()!r}, identity={sshd.clientKey!r},
-            known_hosts={sshd.knownHosts!r}, python={sshd.python!r},
-            ssh_config={sshd.clientConfig!r})
-        channel = contentgateway.remote_exec(contentserverbootstrap)
-        for fn in {files!r}:
-            channel.send(fn)
-            content = channel.receive(timeout=10)
-            print(hashlib.sha256(content).hexdigest())
-        channel.close()
-        contentgateway.exit()
-        """
+    check_fileserver(
+        tmp_path,
+        f"blocking.SshGateway({sshd.destination()!r}, identity={sshd.clientKey!r}, "
+        f"known_hosts={sshd.knownHosts!r}, python={sshd.python!r}, "
+        f"ssh_config={sshd.clientConfig!r})",
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    expected = [hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files]
-    assert out.stdout.split() == expected
 
 
 @pytest_twisted.ensureDeferred
