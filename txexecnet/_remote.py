@@ -379,10 +379,15 @@ class FrameBuffer(object):
     C{deliver} call, so it is copied once, when it is decoded.  A C{deliver}
     that returns true stops the parsing.
 
+    The room offered for each read adapts: it doubles while reads fill it
+    (a stream of data: fewer, larger reads) and halves when they use little
+    of it (so an idle gateway holds little memory).
+
     @param expect_first: the message type the first frame must have, if any.
     """
 
     MIN_ROOM = 65536
+    MAX_ROOM = 1024 * 1024
     SHRINK_ABOVE = 4 * 1024 * 1024
 
     def __init__(self, max_frame_size, deliver, expect_first=None):
@@ -392,6 +397,8 @@ class FrameBuffer(object):
         self._buffer = bytearray(self.MIN_ROOM)
         self._filled = 0
         self._needed = HEADER_SIZE
+        self._room = self.MIN_ROOM
+        self._offered = 0
 
     def pending(self):
         """How many bytes of an incomplete frame are buffered."""
@@ -399,11 +406,12 @@ class FrameBuffer(object):
 
     def room(self):
         """A writable view of the free end of the buffer, large enough for the next frame."""
-        need = max(self._needed, self._filled + self.MIN_ROOM)
+        need = max(self._needed, self._filled + self._room)
         if len(self._buffer) < need:
             grown = bytearray(need)
             grown[:self._filled] = memoryview(self._buffer)[:self._filled]
             self._buffer = grown
+        self._offered = len(self._buffer) - self._filled
         return memoryview(self._buffer)[self._filled:]
 
     def filled(self, n):
@@ -413,6 +421,10 @@ class FrameBuffer(object):
 
         @raise ProtocolError: for a malformed frame header.
         """
+        if n >= self._offered and self._room < self.MAX_ROOM:
+            self._room *= 2
+        elif n < self._offered // 4 and self._room > self.MIN_ROOM:
+            self._room //= 2
         self._filled += n
         end = self._filled
         if end < self._needed:
