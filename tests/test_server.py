@@ -498,7 +498,9 @@ def test_dropped_client_kills_its_child_and_grandchildren(isolation_server):
         client.wait(WAIT)
     wait_until(lambda: not alive(child), what="the child to be killed")
     wait_until(lambda: not alive(grandchild), what="the grandchild to be killed")
-    assert isolation_server.logged(rf"child {child} was killed by signal 9")
+    # The daemon logs the death once it has reaped the child: wait for it.
+    wait_until(lambda: isolation_server.logged(rf"child {child} was killed by signal 9"),
+               what="the daemon to log the child's death")
 
 
 @pytest_twisted.ensureDeferred

@@ -168,7 +168,7 @@ async def test_right_secret(secret_server, secret_file):
     await run_code(await txexecnet.SocketGateway("127.0.0.1", secret_server.port,
                                                  secret=SECRET.decode()))
     await run_code(await txexecnet.makegateway(secret_server.spec(f"//secret_file={secret_file}")))
-    assert secret_server.logged(r"c\d+: authenticated")
+    await secret_server.wait_for_log(r"c\d+: authenticated")
     assert "anyone who can connect" not in secret_server.log()
 
 
