@@ -1,18 +1,30 @@
 """
 Helpers for workloads, used inside worker processes: the remote programs both
-libraries run, the items they move, and the two blocking libraries (execnet
+libraries run, the items they move, the bare interpreter of the raw limits,
+facts about processes, timing loops, and the two blocking libraries (execnet
 and txexecnet's blocking facade) behind one small interface so that a
-blocking workload is written once for both.
+blocking workload is written once for both, with the gateway set-up,
+tear-down and start loop that the metrics share.
 
 Nothing here imports txexecnet, execnet or Twisted at module level.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import os
 import resource
-from typing import Any
+import shlex
+import sys
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+
+from .registry import EXECNET, TX_BLOCKING, TX_DEFERRED
+
+#: Samples by measure key, as workloads return them.
+Samples = dict[str, list[float]]
 
 
 def small_items(count):
@@ -46,12 +58,16 @@ for count in channel:
 """
 
 #: Receives (kind, argument, count) and builds C{count} items: C{argument}
-#: bytes each for kind "bytes", else L{small_items}.  Then, for each count
-#: received, sends the first C{count} of them.
+#: bytes each for kind "bytes" (b"x" repeated) or "random" (one block of
+#: random bytes, which no compression shrinks), else L{small_items}.  Then,
+#: for each count received, sends the first C{count} of them.
 SOURCE = inspect.getsource(small_items) + """
 kind, argument, total = channel.receive()
 if kind == "bytes":
     items = [b"x" * argument] * total
+elif kind == "random":
+    import os
+    items = [os.urandom(argument)] * total
 else:
     items = small_items(total)
 for count in channel:
@@ -64,10 +80,43 @@ def local_items(kind: str, argument: int, count: int) -> list[Any]:
     """The items SOURCE builds remotely, built here for sending."""
     if kind == "bytes":
         return [b"x" * argument] * count
+    if kind == "random":
+        return [os.urandom(argument)] * count
     return small_items(count)
 
 
+def bare_python(params: dict[str, Any], *args: str) -> list[str]:
+    """
+    The command line of a bare interpreter (C{python -I -S ARGS}), the raw
+    limit's child: this interpreter, or, where C{params["raw_ssh"]} gives
+    an C{ssh} command line, C{params["raw_python"]} run through it.
+    """
+    if "raw_ssh" in params:
+        return [*params["raw_ssh"], shlex.join([params["raw_python"], "-I", "-S", *args])]
+    return [sys.executable, "-I", "-S", *args]
+
+
 # --- process facts --------------------------------------------------------
+
+
+#: Fields of /proc/PID/stat, counted after the command name.
+STAT_PPID, STAT_PGRP = 1, 2
+
+
+def pids_where(field: int, value: int) -> list[int]:
+    """Pids of the processes whose /proc/PID/stat C{field} (L{STAT_PPID}...) is C{value}."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[field]) == value:
+            found.append(int(entry))
+    return found
 
 
 def thread_count() -> int:
@@ -84,16 +133,58 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
+def rss_mb(pid: int) -> float:
+    """The resident set size of process C{pid} now (VmRSS), in MB (10**6 bytes)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError(f"no VmRSS: line in /proc/{pid}/status")
+
+
+# --- timing -----------------------------------------------------------------
+
+
+def timed(count: int, body: Callable[[int], Any], warmup: int = 0,
+          scale: float = 1e3) -> list[float]:
+    """
+    Call C{body(i)} C{warmup + count} times, timing each call alone; return
+    the times of the last C{count} calls, in seconds times C{scale} (ms by
+    default).
+    """
+    samples = []
+    clock = time.perf_counter
+    for i in range(warmup + count):
+        start = clock()
+        body(i)
+        samples.append((clock() - start) * scale)
+    return samples[warmup:]
+
+
+async def timed_async(count: int, body: Callable[[int], Awaitable[Any]], warmup: int = 0,
+                      scale: float = 1e3) -> list[float]:
+    """L{timed} for a C{body} that returns something to await."""
+    samples = []
+    clock = time.perf_counter
+    for i in range(warmup + count):
+        start = clock()
+        await body(i)
+        samples.append((clock() - start) * scale)
+    return samples[warmup:]
+
+
 # --- gateways ---------------------------------------------------------------
 
 
 def spec_for(library: str, params: dict[str, Any]) -> str:
     """
-    The gateway spec a workload of C{library} ("execnet" or "txexecnet")
-    uses: C{params["specs"][library]} when a metric needs a different spec per
-    library (e.g. each project's own socket server), else C{params["spec"]}.
+    The gateway spec a workload of C{library} ("execnet", "txexecnet", or
+    another implementation name such as C{TX_OPENSSH}) uses:
+    C{params["specs"][library]} when a metric needs a different spec per
+    library (e.g. each project's SSH client), else C{params["spec"]}.
     """
-    return params.get("specs", {}).get(library, params["spec"])
+    specs = params.get("specs", {})
+    return specs[library] if library in specs else params["spec"]
 
 
 class _Library:
@@ -155,6 +246,71 @@ def tx_group(reactor: Any) -> Any:
     import txexecnet
 
     return txexecnet.Group(reactor=reactor)
+
+
+@contextlib.contextmanager
+def gateway(lib: Any, spec: str) -> Iterator[Any]:
+    """A gateway of a blocking library, exited (and reaped) on the way out."""
+    gw = lib.makegateway(spec)
+    try:
+        yield gw
+    finally:
+        lib.exit(gw)
+
+
+@contextlib.asynccontextmanager
+async def tx_gateway(reactor: Any, spec: str) -> AsyncIterator[Any]:
+    """A txexecnet gateway on C{reactor} (Deferred API), exited on the way out."""
+    gw = await tx_group(reactor).makegateway(spec)
+    try:
+        yield gw
+    finally:
+        await gw.exit()
+
+
+def gateway_starts(lib: Any, spec: str, count: int) -> list[float]:
+    """
+    Times in ms of C{count} gateway starts with a blocking library: make a
+    gateway, one round trip of a small int on a fresh channel, exit (child
+    reaped).  One start before them is not counted (imports, the blocking
+    facade's reactor thread).
+    """
+    def start_one(_: int) -> None:
+        with gateway(lib, spec) as gw:
+            channel = gw.remote_exec(ECHO_ONCE)
+            channel.send(1)
+            channel.receive()
+
+    return timed(count, start_one, warmup=1)
+
+
+async def tx_gateway_starts(reactor: Any, spec: str, count: int) -> list[float]:
+    """L{gateway_starts} with txexecnet's Deferred API, all in one Group."""
+    group = tx_group(reactor)
+
+    async def start_one(_: int) -> None:
+        gw = await group.makegateway(spec)
+        channel = gw.remote_exec(ECHO_ONCE)
+        await channel.send(1)
+        await channel.receive()
+        await gw.exit()
+
+    return await timed_async(count, start_one, warmup=1)
+
+
+def library_workloads(blocking: Callable[[Any, dict[str, Any]], Samples],
+                      deferred: Callable[[Any, dict[str, Any]], Any]) -> dict[str, Callable[..., Any]]:
+    """
+    The workloads of a metric measured with both libraries, in table order:
+    C{blocking(lib, params)} run with execnet and with txexecnet's blocking
+    facade (see L{ExecnetLib}, L{BlockingLib}), and C{deferred}, the
+    Deferred API's workload.  Add others (C{RAW}...) after these.
+    """
+    return {
+        EXECNET: lambda params: blocking(ExecnetLib(), params),
+        TX_DEFERRED: deferred,
+        TX_BLOCKING: lambda params: blocking(BlockingLib(), params),
+    }
 
 
 def deferred(coroutine_function: Any) -> Any:

@@ -3,9 +3,10 @@ The registry of metrics: what each benchmark measures, in which units, which
 direction is better, and which function measures it for each implementation.
 
 A metric module (C{benchmarks/metrics/*.py}) calls L{register} at import
-time.  To add one (SSH gateways, the socket server...), write a module with one
-workload function per implementation and register it; L{benchmarks.metrics}
-imports every module listed in its C{MODULES}.  Workload modules must import
+time.  To add one, write a module with one workload function per
+implementation (L{benchmarks.common.library_workloads} makes the execnet and
+txexecnet ones from one blocking and one Deferred function) and register
+it; L{benchmarks.metrics} imports every module listed in its C{MODULES}.  Workload modules must import
 txexecnet, execnet and Twisted inside their functions, never at module level,
 so that a worker process measuring one library does not load the other.
 """
@@ -22,13 +23,21 @@ EXECNET = "execnet"
 TX_DEFERRED = "txexecnet-deferred"
 TX_BLOCKING = "txexecnet-blocking"
 TXEXECNET = "txexecnet"
+#: txexecnet's Deferred API with SSH gateways through the system C{ssh}
+#: binary (C{//ssh_client=openssh}) instead of Conch.
+TX_OPENSSH = "txexecnet-openssh"
 RAW = "raw"
 
 #: How each txexecnet implementation is labelled in the table.
-API_LABELS = {TX_DEFERRED: "Deferred", TX_BLOCKING: "blocking", TXEXECNET: ""}
+API_LABELS = {
+    TX_DEFERRED: "Deferred",
+    TX_BLOCKING: "blocking",
+    TX_OPENSSH: "Deferred, ssh_client=openssh",
+    TXEXECNET: "",
+}
 
 #: Workloads of these implementations return a Deferred and need a reactor.
-REACTOR_IMPLEMENTATIONS = frozenset({TX_DEFERRED})
+REACTOR_IMPLEMENTATIONS = frozenset({TX_DEFERRED, TX_OPENSSH})
 
 LOWER = "lower"
 HIGHER = "higher"

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .common import STAT_PGRP, pids_where
 from .registry import Metric
 
 #: Where C{python -m benchmarks.worker} can import the benchmarks package.
@@ -78,18 +79,7 @@ def rotated(items: list[str], by: int) -> list[str]:
 
 def _leftovers(pgid: int) -> list[int]:
     """Pids of processes still in process group C{pgid}."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            found.append(int(entry))
-    return found
+    return pids_where(STAT_PGRP, pgid)
 
 
 def _kill_leftovers(pgid: int) -> list[int]:

@@ -386,7 +386,7 @@ class FrameBuffer(object):
     @param expect_first: the message type the first frame must have, if any.
     """
 
-    MIN_ROOM = 65536
+    MIN_ROOM = 16384
     MAX_ROOM = 1024 * 1024
     SHRINK_ABOVE = 4 * 1024 * 1024
 

@@ -1,14 +1,17 @@
 """
 The metric modules; importing this package registers every metric.
 
-To add metrics (e.g. SSH gateways, the socket server), write a module here
-that calls L{benchmarks.registry.register} and add its name to MODULES.
+To add metrics, write a module here that calls
+L{benchmarks.registry.register} and add its name to MODULES.
 """
 
 import importlib
 
 #: Metric modules, in the order their metrics appear in the table.
-MODULES = ["start", "roundtrip", "throughput", "stream", "serializer", "channels", "concurrent"]
+MODULES = [
+    "start", "roundtrip", "throughput", "stream", "serializer", "channels", "concurrent", "ssh",
+    "server",
+]
 
 for _name in MODULES:
     importlib.import_module(f"{__name__}.{_name}")

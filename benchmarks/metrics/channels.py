@@ -10,19 +10,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..common import ECHO, BlockingLib, ExecnetLib, deferred, spec_for, tx_group
-from ..registry import (
-    EXECNET, LOWER, TX_BLOCKING, TX_DEFERRED, Measure, Metric, register, repeat,
-)
+from ..common import ECHO, Samples, deferred, gateway, library_workloads, spec_for, tx_gateway
+from ..registry import LOWER, Measure, Metric, register, repeat
 
 
 def _params(quick: bool) -> dict[str, Any]:
     return {"spec": "popen", "channels": 200, "rounds": 10}
 
 
-def _blocking(lib: Any, params: dict[str, Any]) -> dict[str, list[float]]:
-    gw = lib.makegateway(lib.spec(params))
-    try:
+def _blocking(lib: Any, params: dict[str, Any]) -> Samples:
+    """execnet or txexecnet.blocking: remote_exec x 200, then rounds of send on all / receive on all."""
+    with gateway(lib, lib.spec(params)) as gw:
         start = time.perf_counter()
         channels = [gw.remote_exec(ECHO) for _ in range(params["channels"])]
         for i in range(params["rounds"]):
@@ -33,28 +31,15 @@ def _blocking(lib: Any, params: dict[str, Any]) -> dict[str, list[float]]:
         seconds = time.perf_counter() - start
         for channel in channels:
             channel.close()
-    finally:
-        lib.exit(gw)
     return {"time": [seconds * 1e3]}
 
 
-def run_execnet(params: dict[str, Any]) -> dict[str, list[float]]:
-    """execnet: remote_exec x 200, then rounds of send on all / receive on all."""
-    return _blocking(ExecnetLib(), params)
-
-
-def run_blocking(params: dict[str, Any]) -> dict[str, list[float]]:
-    """txexecnet.blocking: the same calls as execnet's."""
-    return _blocking(BlockingLib(), params)
-
-
 @deferred
-async def run_deferred(reactor: Any, params: dict[str, Any]) -> dict[str, list[float]]:
+async def run_deferred(reactor: Any, params: dict[str, Any]) -> Samples:
     """txexecnet's Deferred API: sends, then a gatherResults of receives, per round."""
     from twisted.internet.defer import gatherResults
 
-    gw = await tx_group(reactor).makegateway(spec_for("txexecnet", params))
-    try:
+    async with tx_gateway(reactor, spec_for("txexecnet", params)) as gw:
         start = time.perf_counter()
         channels = [gw.remote_exec(ECHO) for _ in range(params["channels"])]
         for i in range(params["rounds"]):
@@ -64,8 +49,6 @@ async def run_deferred(reactor: Any, params: dict[str, Any]) -> dict[str, list[f
         seconds = time.perf_counter() - start
         for channel in channels:
             channel.close()
-    finally:
-        await gw.exit()
     return {"time": [seconds * 1e3]}
 
 
@@ -74,7 +57,7 @@ register(
         name="channels",
         title="200 channels x 10 interleaved round trips",
         measures=(Measure("time", "time", "ms", LOWER),),
-        workloads={EXECNET: run_execnet, TX_DEFERRED: run_deferred, TX_BLOCKING: run_blocking},
+        workloads=library_workloads(_blocking, run_deferred),
         params=_params,
         repetitions=repeat(5, 2),
     )

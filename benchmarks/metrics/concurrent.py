@@ -24,14 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from ..common import (
-    ECHO_ONCE, BlockingLib, ExecnetLib, deferred, peak_rss_mb, spec_for, thread_count, tx_group,
+    ECHO_ONCE, Samples, bare_python, deferred, library_workloads, peak_rss_mb, spec_for,
+    thread_count, tx_group,
 )
-from ..registry import (
-    EXECNET, LOWER, RAW, TX_BLOCKING, TX_DEFERRED, Measure, Metric, register, repeat,
-)
+from ..registry import LOWER, RAW, Measure, Metric, register, repeat
 
 
-def _blocking(lib: Any, params: dict[str, Any]) -> dict[str, list[float]]:
+def _blocking(lib: Any, params: dict[str, Any]) -> Samples:
+    """execnet or txexecnet.blocking: makegateway in N threads, then Group.terminate / terminate."""
     def start_one(index: int) -> Any:
         gw = lib.makegateway(f"{lib.spec(params)}//id=bench{index}")
         channel = gw.remote_exec(ECHO_ONCE)
@@ -50,18 +50,8 @@ def _blocking(lib: Any, params: dict[str, Any]) -> dict[str, list[float]]:
     return {"wall": [seconds], "threads": [threads], "rss": [peak_rss_mb()]}
 
 
-def run_execnet(params: dict[str, Any]) -> dict[str, list[float]]:
-    """execnet: Group.makegateway in N threads, then Group.terminate."""
-    return _blocking(ExecnetLib(), params)
-
-
-def run_blocking(params: dict[str, Any]) -> dict[str, list[float]]:
-    """txexecnet.blocking: makegateway in N threads, then terminate."""
-    return _blocking(BlockingLib(), params)
-
-
 @deferred
-async def run_deferred(reactor: Any, params: dict[str, Any]) -> dict[str, list[float]]:
+async def run_deferred(reactor: Any, params: dict[str, Any]) -> Samples:
     """txexecnet's Deferred API: N makegateway at once, gathered, then Group.terminate."""
     from twisted.internet.defer import Deferred, gatherResults
 
@@ -95,13 +85,11 @@ def reactor_floor_rss() -> float:
     return usage.ru_maxrss * 1024 / 1e6
 
 
-def run_raw(params: dict[str, Any]) -> dict[str, list[float]]:
+def run_raw(params: dict[str, Any]) -> Samples:
     """N bare interpreters started at once, then all reaped; and the Twisted RSS floor."""
+    argv = bare_python(params, "-c", "pass")
     start = time.perf_counter()
-    children = [
-        subprocess.Popen([sys.executable, "-I", "-S", "-c", "pass"])
-        for _ in range(params["gateways"])
-    ]
+    children = [subprocess.Popen(argv) for _ in range(params["gateways"])]
     for child in children:
         child.wait()
     return {"wall": [time.perf_counter() - start], "rss": [reactor_floor_rss()]}
@@ -121,12 +109,7 @@ for _gateways, _repetitions in ((50, repeat(3, 1)), (200, repeat(3, 0))):
                 Measure("threads", "local threads", "threads", LOWER),
                 Measure("rss", "local peak RSS", "MB", LOWER, target=1.0),
             ),
-            workloads={
-                EXECNET: run_execnet,
-                TX_DEFERRED: run_deferred,
-                TX_BLOCKING: run_blocking,
-                RAW: run_raw,
-            },
+            workloads={**library_workloads(_blocking, run_deferred), RAW: run_raw},
             params=_params_for(_gateways),
             repetitions=_repetitions,
         )

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from typing import Any
 
-from ..common import ECHO, BlockingLib, ExecnetLib, deferred, spec_for, tx_group
-from ..registry import (
-    EXECNET, LOWER, RAW, TX_BLOCKING, TX_DEFERRED, Measure, Metric, register, repeat,
+from ..common import (
+    ECHO, Samples, bare_python, deferred, gateway, library_workloads, spec_for, timed,
+    timed_async, tx_gateway,
 )
+from ..registry import LOWER, RAW, Measure, Metric, register, repeat
 
 _WARMUP = 100
 
@@ -37,72 +36,53 @@ def _params(quick: bool) -> dict[str, Any]:
     return {"spec": "popen", "count": 500 if quick else 1000}
 
 
-def _blocking(lib: Any, params: dict[str, Any]) -> dict[str, list[float]]:
-    gw = lib.makegateway(lib.spec(params))
-    try:
+def _blocking(lib: Any, params: dict[str, Any]) -> Samples:
+    """execnet or txexecnet.blocking: channel.send(i); channel.receive()."""
+    with gateway(lib, lib.spec(params)) as gw:
         channel = gw.remote_exec(ECHO)
-        samples = []
-        clock = time.perf_counter
-        for i in range(_WARMUP + params["count"]):
-            start = clock()
+
+        def round_trip(i: int) -> None:
             channel.send(i)
             channel.receive()
-            samples.append((clock() - start) * 1e6)
+
+        samples = timed(params["count"], round_trip, warmup=_WARMUP, scale=1e6)
         channel.close()
-    finally:
-        lib.exit(gw)
-    return {"time": samples[_WARMUP:]}
-
-
-def run_execnet(params: dict[str, Any]) -> dict[str, list[float]]:
-    """execnet: channel.send(i); channel.receive()."""
-    return _blocking(ExecnetLib(), params)
-
-
-def run_blocking(params: dict[str, Any]) -> dict[str, list[float]]:
-    """txexecnet.blocking: channel.send(i); channel.receive()."""
-    return _blocking(BlockingLib(), params)
+    return {"time": samples}
 
 
 @deferred
-async def run_deferred(reactor: Any, params: dict[str, Any]) -> dict[str, list[float]]:
+async def run_deferred(reactor: Any, params: dict[str, Any]) -> Samples:
     """txexecnet's Deferred API: await channel.send(i); await channel.receive()."""
-    gw = await tx_group(reactor).makegateway(spec_for("txexecnet", params))
-    try:
+    async with tx_gateway(reactor, spec_for("txexecnet", params)) as gw:
         channel = gw.remote_exec(ECHO)
-        samples = []
-        clock = time.perf_counter
-        for i in range(_WARMUP + params["count"]):
-            start = clock()
+
+        async def round_trip(i: int) -> None:
             await channel.send(i)
             await channel.receive()
-            samples.append((clock() - start) * 1e6)
+
+        samples = await timed_async(params["count"], round_trip, warmup=_WARMUP, scale=1e6)
         channel.close()
-    finally:
-        await gw.exit()
-    return {"time": samples[_WARMUP:]}
+    return {"time": samples}
 
 
-def run_raw(params: dict[str, Any]) -> dict[str, list[float]]:
+def run_raw(params: dict[str, Any]) -> Samples:
     """Ping-pong 8 bytes through two pipes with a bare echoing child."""
     child = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", _RAW_ECHO],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        bare_python(params, "-c", _RAW_ECHO), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )
     wfd, rfd = child.stdin.fileno(), child.stdout.fileno()
-    samples = []
-    clock = time.perf_counter
+
+    def ping_pong(_: int) -> None:
+        os.write(wfd, b"12345678")
+        os.read(rfd, 64)
+
     try:
-        for _ in range(_WARMUP + params["count"]):
-            start = clock()
-            os.write(wfd, b"12345678")
-            os.read(rfd, 64)
-            samples.append((clock() - start) * 1e6)
+        samples = timed(params["count"], ping_pong, warmup=_WARMUP, scale=1e6)
     finally:
         child.stdin.close()
         child.wait()
         child.stdout.close()
-    return {"time": samples[_WARMUP:]}
+    return {"time": samples}
 
 
 register(
@@ -110,12 +90,7 @@ register(
         name="roundtrip",
         title="small-int round trip",
         measures=(Measure("time", "time", "us", LOWER, target=0.9),),
-        workloads={
-            EXECNET: run_execnet,
-            TX_DEFERRED: run_deferred,
-            TX_BLOCKING: run_blocking,
-            RAW: run_raw,
-        },
+        workloads={**library_workloads(_blocking, run_deferred), RAW: run_raw},
         params=_params,
         repetitions=repeat(5, 2),
     )

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..registry import (
-    EXECNET, HIGHER, TX_BLOCKING, TX_DEFERRED, Measure, Metric, register, repeat,
-)
-from .throughput import run_blocking, run_deferred, run_execnet
+from ..registry import HIGHER, Measure, Metric, register, repeat
+from .throughput import TRANSFER_WORKLOADS
 
 _DIRECTIONS = {"up": "local->remote", "down": "remote->local"}
 
@@ -33,7 +31,7 @@ for _direction, _arrow in _DIRECTIONS.items():
             name=f"stream-{_direction}",
             title=f"stream of small items {_arrow}",
             measures=(Measure("items", "rate", "items/s", HIGHER, target=1.3),),
-            workloads={EXECNET: run_execnet, TX_DEFERRED: run_deferred, TX_BLOCKING: run_blocking},
+            workloads=TRANSFER_WORKLOADS,
             params=_params_for(_direction),
             repetitions=repeat(3, 2),
         )

@@ -11,41 +11,42 @@ allocator settle there), then C{rounds} timed rounds of C{count} items.
 MB are 10**6 bytes, counting item payloads only.
 
 Raw limit: os.write/os.read of item-sized chunks through a pipe between this
-process and a bare child interpreter (the child is started before the clock).
+process and a bare child interpreter (the clock starts once the child says
+it is ready, so its start is not timed).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ..common import (
-    SINK, SOURCE, BlockingLib, ExecnetLib, deferred, local_items, spec_for, tx_group,
+    SINK, SOURCE, Samples, bare_python, deferred, gateway, library_workloads, local_items,
+    spec_for, tx_gateway,
 )
-from ..registry import (
-    EXECNET, HIGHER, RAW, TX_BLOCKING, TX_DEFERRED, Measure, Metric, register, repeat,
-)
+from ..registry import HIGHER, RAW, Measure, Metric, register, repeat
 
 
 _RAW_SINK = """
 import os, sys
 size = int(sys.argv[1])
+os.write(1, b"r")
 total = 0
 while True:
     data = os.read(0, size)
     if not data:
         break
     total += len(data)
-os.write(1, b"%d" % total)
+os.write(1, b"%d\\n" % total)
 """
 
 _RAW_SOURCE = """
 import os, sys
 size, count = int(sys.argv[1]), int(sys.argv[2])
 chunk = b"x" * size
+os.write(1, b"r")
 os.read(0, 1)
 for _ in range(count):
     view = memoryview(chunk)
@@ -54,11 +55,11 @@ for _ in range(count):
 """
 
 
-def _rates(params: dict[str, Any], seconds: list[float]) -> dict[str, list[float]]:
+def rates(params: dict[str, Any], seconds: list[float]) -> Samples:
     """Samples of MB/s (bytes items only) and items/s for timed rounds."""
     count = params["count"]
     rates = {"items": [count / s for s in seconds]}
-    if params["kind"] == "bytes":
+    if params["kind"] != "small":
         rates["mbps"] = [count * params["size"] / s / 1e6 for s in seconds]
     return rates
 
@@ -68,9 +69,18 @@ def warmup_count(params: dict[str, Any]) -> int:
     return max(4, params["count"] // 32)
 
 
+def _round_counts(params: dict[str, Any]) -> list[int]:
+    """The items of each round: the untimed warm-up, then the timed rounds."""
+    return [warmup_count(params)] + [params["count"]] * params["rounds"]
+
+
 def _timed_rounds(params: dict[str, Any], one_round: Callable[[int], float]) -> list[float]:
-    one_round(warmup_count(params))
-    return [one_round(params["count"]) for _ in range(params["rounds"])]
+    return [one_round(count) for count in _round_counts(params)][1:]
+
+
+async def _timed_rounds_async(params: dict[str, Any],
+                              one_round: Callable[[int], Awaitable[float]]) -> list[float]:
+    return [await one_round(count) for count in _round_counts(params)][1:]
 
 
 # --- blocking libraries ------------------------------------------------------
@@ -109,23 +119,15 @@ def _down_blocking(gw: Any, params: dict[str, Any]) -> list[float]:
     return seconds
 
 
-def _blocking(lib: Any, params: dict[str, Any]) -> dict[str, list[float]]:
-    transfer = _up_blocking if params["direction"] == "up" else _down_blocking
-    gw = lib.makegateway(lib.spec(params))
-    try:
-        return _rates(params, transfer(gw, params))
-    finally:
-        lib.exit(gw)
+def transfer_blocking(gw: Any, params: dict[str, Any]) -> list[float]:
+    """The seconds of each timed round of C{params["direction"]} on C{gw}."""
+    return (_up_blocking if params["direction"] == "up" else _down_blocking)(gw, params)
 
 
-def run_execnet(params: dict[str, Any]) -> dict[str, list[float]]:
-    """execnet: channel.send(item) per item / channel.receive() per item."""
-    return _blocking(ExecnetLib(), params)
-
-
-def run_blocking(params: dict[str, Any]) -> dict[str, list[float]]:
-    """txexecnet.blocking: channel.send(item) per item / channel.receive() per item."""
-    return _blocking(BlockingLib(), params)
+def _blocking(lib: Any, params: dict[str, Any]) -> Samples:
+    """execnet or txexecnet.blocking: channel.send(item) per item / channel.receive() per item."""
+    with gateway(lib, lib.spec(params)) as gw:
+        return rates(params, transfer_blocking(gw, params))
 
 
 # --- Deferred API ------------------------------------------------------------
@@ -134,74 +136,88 @@ def run_blocking(params: dict[str, Any]) -> dict[str, list[float]]:
 async def _up_deferred(gw: Any, params: dict[str, Any]) -> list[float]:
     channel = gw.remote_exec(SINK)
     items = local_items(params["kind"], params["size"], params["count"])
-    seconds = []
-    for count in [warmup_count(params)] + [params["count"]] * params["rounds"]:
+
+    async def one_round(count: int) -> float:
         start = time.perf_counter()
         await channel.send(count)
         for item in items[:count]:
             await channel.send(item)
         await channel.receive()
-        seconds.append(time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    seconds = await _timed_rounds_async(params, one_round)
     channel.close()
-    return seconds[1:]
+    return seconds
 
 
 async def _down_deferred(gw: Any, params: dict[str, Any]) -> list[float]:
     channel = gw.remote_exec(SOURCE)
     await channel.send((params["kind"], params["size"], params["count"]))
-    seconds = []
-    for count in [warmup_count(params)] + [params["count"]] * params["rounds"]:
+
+    async def one_round(count: int) -> float:
         start = time.perf_counter()
         await channel.send(count)
         for _ in range(count):
             await channel.receive()
-        seconds.append(time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    seconds = await _timed_rounds_async(params, one_round)
     channel.close()
-    return seconds[1:]
+    return seconds
+
+
+async def transfer_deferred(gw: Any, params: dict[str, Any]) -> list[float]:
+    """L{transfer_blocking} with txexecnet's Deferred API."""
+    return await (_up_deferred if params["direction"] == "up" else _down_deferred)(gw, params)
 
 
 @deferred
-async def run_deferred(reactor: Any, params: dict[str, Any]) -> dict[str, list[float]]:
+async def run_deferred(reactor: Any, params: dict[str, Any]) -> Samples:
     """txexecnet's Deferred API: await channel.send(item) / await channel.receive()."""
-    transfer = _up_deferred if params["direction"] == "up" else _down_deferred
-    gw = await tx_group(reactor).makegateway(spec_for("txexecnet", params))
-    try:
-        return _rates(params, await transfer(gw, params))
-    finally:
-        await gw.exit()
+    async with tx_gateway(reactor, spec_for("txexecnet", params)) as gw:
+        return rates(params, await transfer_deferred(gw, params))
+
+
+#: The transfer workloads of execnet and txexecnet (both APIs), shared with
+#: the stream metrics.
+TRANSFER_WORKLOADS = library_workloads(_blocking, run_deferred)
 
 
 # --- raw pipe ----------------------------------------------------------------
 
 
-def _raw_child(source: str, *args: int) -> subprocess.Popen:
+def _raw_child(params: dict[str, Any], source: str, *args: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", source, *map(str, args)],
+        bare_python(params, "-c", source, *map(str, args)),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )
 
 
-def _raw_up(size: int, count: int) -> float:
-    child = _raw_child(_RAW_SINK, size)
+def _raw_up(params: dict[str, Any], count: int) -> float:
+    size = params["size"]
+    child = _raw_child(params, _RAW_SINK, size)
     chunk = b"x" * size
     wfd = child.stdin.fileno()
+    child.stdout.read(1)  # ready
     start = time.perf_counter()
     for _ in range(count):
         view = memoryview(chunk)
         while view:
             view = view[os.write(wfd, view):]
     child.stdin.close()
-    child.stdout.read()
+    child.stdout.readline()  # the total, once the child has read everything
     seconds = time.perf_counter() - start
     child.wait()
     child.stdout.close()
     return seconds
 
 
-def _raw_down(size: int, count: int) -> float:
-    child = _raw_child(_RAW_SOURCE, size, count)
+def _raw_down(params: dict[str, Any], count: int) -> float:
+    size = params["size"]
+    child = _raw_child(params, _RAW_SOURCE, size, count)
     rfd = child.stdout.fileno()
     remaining = size * count
+    os.read(rfd, 1)  # ready
     start = time.perf_counter()
     os.write(child.stdin.fileno(), b"g")
     while remaining:
@@ -213,12 +229,10 @@ def _raw_down(size: int, count: int) -> float:
     return seconds
 
 
-def run_raw(params: dict[str, Any]) -> dict[str, list[float]]:
+def run_raw(params: dict[str, Any]) -> Samples:
     """Bare pipe: item-sized os.write/os.read chunks to/from a bare child."""
     transfer = _raw_up if params["direction"] == "up" else _raw_down
-    transfer(params["size"], warmup_count(params))
-    seconds = [transfer(params["size"], params["count"]) for _ in range(params["rounds"])]
-    return _rates(params, seconds)
+    return rates(params, _timed_rounds(params, lambda count: transfer(params, count)))
 
 
 # --- registration ------------------------------------------------------------
@@ -246,12 +260,7 @@ for _size_name, (_size, _target, _raw_target) in _SIZES.items():
                 name=f"throughput-{_direction}-{_size_name}",
                 title=f"throughput {_arrow}, {_size_name} items",
                 measures=(Measure("mbps", "rate", "MB/s", HIGHER, _target, _raw_target),),
-                workloads={
-                    EXECNET: run_execnet,
-                    TX_DEFERRED: run_deferred,
-                    TX_BLOCKING: run_blocking,
-                    RAW: run_raw,
-                },
+                workloads={**TRANSFER_WORKLOADS, RAW: run_raw},
                 params=_params_for(_direction, _size),
                 repetitions=repeat(3, 2),
             )
