@@ -394,11 +394,17 @@ class FrameBuffer(object):
         self._max_frame_size = max_frame_size
         self._deliver = deliver
         self._expect_first = expect_first
-        self._buffer = bytearray(self.MIN_ROOM)
+        self._set_buffer(bytearray(self.MIN_ROOM))
         self._filled = 0
         self._needed = HEADER_SIZE
         self._room = self.MIN_ROOM
         self._offered = 0
+
+    def _set_buffer(self, buffer):
+        # One view for the buffer's lifetime: making views per read and per
+        # frame is a measurable part of a small round trip.
+        self._buffer = buffer
+        self._view = memoryview(buffer)
 
     def pending(self):
         """How many bytes of an incomplete frame are buffered."""
@@ -409,10 +415,10 @@ class FrameBuffer(object):
         need = max(self._needed, self._filled + self._room)
         if len(self._buffer) < need:
             grown = bytearray(need)
-            grown[:self._filled] = memoryview(self._buffer)[:self._filled]
-            self._buffer = grown
+            grown[:self._filled] = self._view[:self._filled]
+            self._set_buffer(grown)
         self._offered = len(self._buffer) - self._filled
-        return memoryview(self._buffer)[self._filled:]
+        return self._view[self._filled:]
 
     def filled(self, n):
         """
@@ -432,30 +438,31 @@ class FrameBuffer(object):
         pos = 0
         needed = HEADER_SIZE
         stop = False
-        with memoryview(self._buffer) as view:
-            while end - pos >= HEADER_SIZE:
-                msgtype, cid, length = HEADER.unpack_from(view, pos)
-                if self._expect_first is not None:
-                    if msgtype != self._expect_first:
-                        raise ProtocolError("expected a %s frame, got %r" % (
-                            MESSAGE_NAMES[self._expect_first].lower(), bytes(view[pos:pos + 80])))
-                    self._expect_first = None
+        view = self._view
+        while end - pos >= HEADER_SIZE:
+            msgtype, cid, length = HEADER.unpack_from(view, pos)
+            if self._expect_first is not None:
+                if msgtype != self._expect_first:
+                    raise ProtocolError("expected a %s frame, got %r" % (
+                        MESSAGE_NAMES[self._expect_first].lower(), bytes(view[pos:pos + 80])))
+                self._expect_first = None
+            if msgtype not in MESSAGE_NAMES or length > self._max_frame_size:
                 check_header(msgtype, length, self._max_frame_size)
-                start = pos + HEADER_SIZE
-                if end - start < length:
-                    needed = HEADER_SIZE + length
-                    break
-                pos = start + length
-                if self._deliver(msgtype, cid, view[start:pos]):
-                    stop = True
-                    break
-            rest = end - pos
-            if rest and pos:
-                view[:rest] = view[pos:end]
+            start = pos + HEADER_SIZE
+            if end - start < length:
+                needed = HEADER_SIZE + length
+                break
+            pos = start + length
+            if self._deliver(msgtype, cid, view[start:pos]):
+                stop = True
+                break
+        rest = end - pos
+        if rest and pos:
+            view[:rest] = view[pos:end]
         self._filled = rest
         self._needed = needed
         if len(self._buffer) > self.SHRINK_ABOVE and rest < self.MIN_ROOM:
-            self._buffer = bytearray(self._buffer[:rest]) + bytearray(self.MIN_ROOM)
+            self._set_buffer(bytearray(self._view[:rest]) + bytearray(self.MIN_ROOM))
         return stop
 
 

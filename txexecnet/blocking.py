@@ -202,6 +202,7 @@ class Channel:
         self._channel = channel
         self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._sink: Callable[[Any], None] = self._items.put
+        self._hasCallback = False
         channel.setcallback(lambda item: self._sink(item), _END)
 
     def __repr__(self) -> str:
@@ -231,7 +232,7 @@ class Channel:
         L{RemoteError} if it closed with an error, L{TimeoutError} after
         C{timeout} seconds.
         """
-        if self._sink != self._items.put:
+        if self._hasCallback:
             raise OSError("cannot receive(): the channel has a callback")
         try:
             item = self._items.get(timeout=timeout)
@@ -270,7 +271,7 @@ class Channel:
         """
 
         def install() -> None:
-            if self._sink != self._items.put:
+            if self._hasCallback:
                 raise OSError("a callback is already set")
 
             def sink(item: Any) -> None:
@@ -286,6 +287,7 @@ class Channel:
                 except queue.Empty:
                     break
             self._sink = sink
+            self._hasCallback = True
 
         _call(install)
 
