@@ -263,6 +263,8 @@ class PipeTransport:
 
     def waitForRoom(self, limit: int) -> None:
         """Block the calling (non-reactor) thread while more than C{limit} bytes are unsent."""
+        if self._buffered <= limit:
+            return  # the common case, without the lock: a stale value costs one item's delay
         with self._drained:
             while self._buffered > limit and self._writeFd >= 0:
                 self._drained.wait(1.0)
