@@ -109,7 +109,6 @@ class Gateway:
 
         def failed(f: Failure) -> None:
             if not self._terminated:
-                self._terminated = True
                 self._failEverything(f.value)
 
         transport.connect(self._reactor, protocol, self).addCallbacks(connected, failed)
@@ -129,7 +128,6 @@ class Gateway:
         if self._connection is not None:
             self._kill()
         else:
-            self._terminated = True
             self._failEverything(GatewayStartError(f"gateway {self.id} failed to start: {self._endReason}"))
 
     def _remoteConfig(self) -> dict[str, Any]:
@@ -346,6 +344,8 @@ class Gateway:
             self._failEverything(GatewayClosed(f"gateway {self.id} closed: {self._endReason}"))
 
     def _failEverything(self, error: BaseException) -> None:
+        """The gateway has ended: fail its start, its channels and its waiters."""
+        self._terminated = True
         if self._endReason is None:
             self._endReason = str(error)
         if not self._ready.called:

@@ -101,6 +101,8 @@ class PipeTransport:
         self.protocol = protocol
         self._onReadEnd = onReadEnd
         self._readSize = _MIN_READ
+        # Protocols that offer a buffer (FrameProtocol) are read into it.
+        self._readOnce = self._readInto if hasattr(protocol, "getReadBuffer") else self._readChunk
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._buffer: list[Any] = []
@@ -126,47 +128,51 @@ class PipeTransport:
         return self._readFd
 
     def doRead(self) -> Any:
-        if hasattr(self.protocol, "getReadBuffer"):
-            return self._readInto()
+        self._readOnce()
+        return None
+
+    def _readChunk(self) -> bool:
+        """
+        Read what the pipe holds (up to an adaptive size) and deliver it;
+        return whether anything was read.
+        """
         try:
             data = os.read(self._readFd, self._readSize)
         except BlockingIOError:
-            return None
+            return False
         except OSError:
             data = b""
         if not data:
             self._endReading()
-            return None
+            return False
         if len(data) == self._readSize and self._readSize < _MAX_READ:
             self._readSize *= 2
         elif len(data) < self._readSize // 4 and self._readSize > _MIN_READ:
             self._readSize //= 2
         self.protocol.dataReceived(data)
-        return None
+        return True
 
-    def _readInto(self) -> None:
-        """Read straight into the protocol's buffer (see L{FrameProtocol.getReadBuffer})."""
+    def _readInto(self) -> bool:
+        """
+        Read straight into the protocol's buffer (see
+        L{FrameProtocol.getReadBuffer}); return whether anything was read.
+        """
         try:
             n = os.readv(self._readFd, [self.protocol.getReadBuffer()])
         except BlockingIOError:
-            return
+            return False
         except OSError:
             n = 0
-        if n:
-            self.protocol.bufferFilled(n)
-        else:
+        if not n:
             self._endReading()
+            return False
+        self.protocol.bufferFilled(n)
+        return True
 
     def drain(self) -> None:
         """Deliver what the pipe still holds, then stop reading."""
-        while self._readFd >= 0:
-            try:
-                data = os.read(self._readFd, _MAX_READ)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            self.protocol.dataReceived(data)
+        while self._readFd >= 0 and self._readOnce():
+            pass
         self._endReading()
 
     def _endReading(self) -> None:
