@@ -168,6 +168,21 @@ async def test_async_iteration(gw):
 
 
 @pytest_twisted.ensureDeferred
+async def test_waiting_receivers_get_a_burst_in_order(gw):
+    # Waiters are woken after a whole read is delivered; a receive() made
+    # while the oldest waiter's callback runs must still come after the
+    # other waiters, not jump ahead of them.
+    ch = gw.remote_exec("channel.receive()\nfor i in range(200):\n    channel.send(i)")
+    waiting = [ch.receive(T) for _ in range(3)]
+    fromCallback = []
+    waiting[0].addCallback(lambda item: fromCallback.append(ch.receive(T)) or item)
+    await ch.send("go")
+    got = [await d for d in waiting] + [await fromCallback[0]]
+    got += [item async for item in ch]
+    assert got == list(range(200))
+
+
+@pytest_twisted.ensureDeferred
 async def test_remote_setcallback(gw):
     ch = gw.remote_exec(
         """

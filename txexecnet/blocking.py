@@ -165,14 +165,13 @@ class Gateway:
     # --- sending without a round trip to the reactor thread per item --------
 
     def _send(self, msgtype: int, channelId: int, parts: list[bytes]) -> None:
-        self._gateway._checkFrameSize(parts)
+        size = self._gateway._frameSize(parts)
         transport = self._gateway._protocol.transport
         if getattr(transport, "threadSafeWrites", False):
             # Written straight from this thread: no hop through the reactor.
             transport.waitForRoom(SEND_BUFFER_LIMIT)
-            self._gateway._protocol.sendFrame(msgtype, channelId, parts)
+            self._gateway._protocol.sendFrame(msgtype, channelId, parts, size)
             return
-        size = sum(len(p) for p in parts)
         with self._sendable:
             while self._inflight > SEND_BUFFER_LIMIT and not self._gateway._terminated:
                 self._sendable.wait(0.1)

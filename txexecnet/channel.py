@@ -52,6 +52,7 @@ class Channel:
         self._endError: BaseException | None = None
         self._callback: Callable[[Any], object] | None = None
         self._endmarker: Any = NO_ENDMARKER_WANTED
+        self._wakePending = False
 
     def __repr__(self) -> str:
         state = "closed" if self.isclosed() else "open"
@@ -88,7 +89,10 @@ class Channel:
         if self._callback is not None:
             return fail(OSError("cannot receive(): the channel has a callback"))
         if self._items:
-            return succeed(self._items.popleft())
+            if self._waiters:
+                self._wakeWaiters()
+            if self._items:
+                return succeed(self._items.popleft())
         if self._receiveClosed:
             return fail(self._endFailure())
         d: Deferred[Any] = Deferred(lambda d: self._waiters.remove(d))
@@ -135,6 +139,7 @@ class Channel:
         """
         if self._callback is not None:
             raise OSError("a callback is already set")
+        self._wakeWaiters()
         self._callback = callback
         self._endmarker = endmarker
         while self._items:
@@ -158,10 +163,21 @@ class Channel:
             return
         if self._callback is not None:
             self._callback(item)
-        elif self._waiters:
-            self._waiters.popleft().callback(item)
-        else:
-            self._items.append(item)
+            return
+        self._items.append(item)
+        # Waiters are woken once the whole read is delivered: the first one
+        # resumes its coroutine, whose next receive() calls then find items
+        # already queued, instead of each item waking a Deferred of its own.
+        if self._waiters and not self._wakePending:
+            self._wakePending = True
+            self.gateway._wakeAfterRead(self)
+
+    def _wakeWaiters(self) -> None:
+        """Hand queued items to waiting receivers, oldest first."""
+        self._wakePending = False
+        items, waiters = self._items, self._waiters
+        while items and waiters:
+            waiters.popleft().callback(items.popleft())
 
     def _receiveEnded(self, error: BaseException | None) -> None:
         """
@@ -170,6 +186,7 @@ class Channel:
         """
         if self._receiveClosed:
             return
+        self._wakeWaiters()
         self._receiveClosed = True
         self._endError = error
         self.gateway._forgetChannel(self)

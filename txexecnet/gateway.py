@@ -78,7 +78,7 @@ class Gateway:
         self._nextId = 1
         self._protocol: FrameProtocol | None = None
         self._connection: IGatewayConnection | None = None
-        self._pending: list[tuple[int, int, list[bytes]]] | None = []
+        self._pending: list[tuple[int, int, list[bytes], int]] | None = []
         self._ready: Deferred[Gateway] = Deferred()
         self._terminated = False
         self._terminatedWaiters: list[Deferred[None]] = []
@@ -87,6 +87,7 @@ class Gateway:
         self._endReason: str | None = None
         self._writable = True
         self._writableWaiters: list[Deferred[None]] = []
+        self._toWake: list[Channel] = []
         self._channelsInItems = False
 
     def __repr__(self) -> str:
@@ -225,26 +226,28 @@ class Gateway:
         if self._channels.get(channel.id) is channel:
             del self._channels[channel.id]
 
-    def _checkFrameSize(self, parts: list[bytes]) -> None:
-        size = sum(len(p) for p in parts)
+    def _frameSize(self, parts: list[bytes]) -> int:
+        """The payload size of a frame of C{parts}; L{DumpError} if too large."""
+        size = sum(map(len, parts))
         if size > self._maxFrameSize:
             raise DumpError(
                 f"item of {size} bytes exceeds the frame limit of {self._maxFrameSize} bytes"
             )
+        return size
 
     def _sendFrame(self, msgtype: int, channelId: int, parts: list[bytes]) -> Deferred[None]:
         """
         Send a frame whose payload is C{parts} (see L{dumps_parts}); the
         Deferred fires when the transport can take more.
         """
-        self._checkFrameSize(parts)
+        size = self._frameSize(parts)
         if self._terminated:
             return fail(GatewayClosed(f"gateway {self.id} is closed: {self._endReason}"))
         if self._pending is not None:
-            self._pending.append((msgtype, channelId, parts))
+            self._pending.append((msgtype, channelId, parts, size))
         else:
             assert self._protocol is not None
-            self._protocol.sendFrame(msgtype, channelId, parts)
+            self._protocol.sendFrame(msgtype, channelId, parts, size)
             if self._writable:
                 return succeed(None)
         d: Deferred[None] = Deferred()
@@ -259,6 +262,16 @@ class Gateway:
                 d.callback(None)
 
     # --- called by the framing protocol -------------------------------------
+
+    def _wakeAfterRead(self, channel: Channel) -> None:
+        self._toWake.append(channel)
+
+    def _readDelivered(self) -> None:
+        """Every frame of one read is delivered: wake the receivers now."""
+        if self._toWake:
+            channels, self._toWake = self._toWake, []
+            for channel in channels:
+                channel._wakeWaiters()
 
     def _frameReceived(self, msgtype: int, channelId: int, payload: memoryview) -> None:
         if msgtype == CHANNEL_DATA:

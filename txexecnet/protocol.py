@@ -52,9 +52,8 @@ class FrameProtocol(Protocol):
         if self._bootstrap:
             self.transport.write(self._bootstrap)
 
-    def sendFrame(self, msgtype: int, channelId: int, parts: list[bytes]) -> None:
-        """Write one frame whose payload is C{parts}, one after the other."""
-        size = sum(len(p) for p in parts)
+    def sendFrame(self, msgtype: int, channelId: int, parts: list[bytes], size: int) -> None:
+        """Write one frame whose payload is C{parts} (C{size} bytes in all), one after the other."""
         header = HEADER.pack(msgtype, channelId, size)
         if size < _JOIN_LIMIT:
             self.transport.write(header + b"".join(parts))
@@ -85,6 +84,7 @@ class FrameProtocol(Protocol):
             self._frames.filled(n)
         except ProtocolError as e:
             self.protocolError(str(e))
+        self.gateway._readDelivered()
 
     def _deliver(self, msgtype: int, channelId: int, payload: memoryview) -> bool:
         self.gateway._frameReceived(msgtype, channelId, payload)

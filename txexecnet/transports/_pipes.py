@@ -29,6 +29,12 @@ PIPE_SIZE = 1024 * 1024
 _MIN_READ = 65536
 _MAX_READ = 4 * 1024 * 1024
 
+#: Bytes of small writes made in one reactor turn that are gathered before
+#: they are written.
+CORK_LIMIT = 65536
+#: At most this many buffers go to one writev (Linux's IOV_MAX is 1024).
+_IOV_MAX = 512
+
 #: Unsent bytes above which the registered producer is paused...
 HIGH_WATER = 4 * 1024 * 1024
 #: ...and below which it is resumed.
@@ -108,6 +114,7 @@ class PipeTransport:
         self._buffer: list[Any] = []
         self._buffered = 0
         self._writing = False
+        self._turnOpen = False
         self._closeWhenDrained = False
         self._producer: Any = None
         self._producerPaused = False
@@ -203,68 +210,116 @@ class PipeTransport:
         self.writeSequence((data,))
 
     def writeSequence(self, data: Sequence[bytes]) -> None:
-        pause = startWriter = False
+        # threadable.isInIOThread() costs several calls; this is per frame.
+        inReactor = threading.get_ident() == threadable.ioThread
+        pause = flushNow = False
         with self._lock:
             if self._writeFd < 0 or self._closeWhenDrained:
                 return
-            parts = [memoryview(d).cast("B") for d in data if len(d)]
-            if not self._buffer:
-                parts = self._writeSome(parts)
-            if parts:
-                self._buffer.extend(parts)
-                self._buffered += sum(len(p) for p in parts)
-                startWriter = not self._writing
-                self._writing = True
-                if self._buffered > HIGH_WATER and not self._producerPaused:
+            for d in data:
+                if type(d) is not bytes:
+                    d = memoryview(d).cast("B")
+                if d:
+                    self._buffer.append(d)
+                    self._buffered += len(d)
+            if self._writing:
+                # The reactor writes when the pipe has room.
+                pause = self._buffered > HIGH_WATER and not self._producerPaused
+                if pause:
                     pause = self._producerPaused = self._producer is not None
-        if startWriter:
-            self._inReactor(self._reactor.addWriter, self._writeEnd)
-        if pause:
+            elif inReactor and self._turnOpen and self._buffered < CORK_LIMIT:
+                # Later small writes of the same reactor turn are gathered and
+                # go out together at its end (see _endTurn): one syscall here,
+                # and one read on the other side, for a burst of frames.
+                return
+            else:
+                # The first write of a turn goes at once, so a lone reply
+                # waits for nothing; so do writes from other threads (there
+                # is no turn to wait for) and bursts that reach CORK_LIMIT.
+                if inReactor and not self._turnOpen:
+                    self._turnOpen = True
+                    self._reactor.callLater(0, self._endTurn)
+                self._writeSome()
+                if not self._buffer:
+                    return
+                flushNow = True  # the rest waits for room: see _flush
+        if flushNow:
+            self._flush()
+        elif pause:
             self._inReactor(self._producer.pauseProducing)
 
-    def _writeSome(self, parts: list[memoryview]) -> list[memoryview]:
-        """Write what the pipe takes now; return what is left.  Lock held."""
-        while parts:
+    def _writeSome(self) -> None:
+        """Write what the pipe takes now from the buffer.  Lock held."""
+        parts = self._buffer
+        done = 0
+        while done < len(parts):
             try:
-                n = os.writev(self._writeFd, parts[:512])
+                n = os.writev(self._writeFd, parts[done:done + _IOV_MAX])
             except BlockingIOError:
                 break
             except OSError:
                 # The reader is gone (EPIPE): the process's end is reported
                 # by the process protocol; what is unsent is moot.
-                return []
+                done = len(parts)
+                self._buffered = 0
+                break
+            self._buffered -= n
             while n:
-                first = parts[0]
+                first = parts[done]
                 if n >= len(first):
                     n -= len(first)
-                    parts.pop(0)
+                    done += 1
                 else:
-                    parts[0] = first[n:]
+                    parts[done] = first[n:]
                     n = 0
-        return parts
+        del parts[:done]
 
-    def doWrite(self) -> Any:
-        resume = False
+    def _endTurn(self) -> None:
+        with self._lock:
+            self._turnOpen = False
+            corked = bool(self._buffer) and not self._writing
+        if corked:
+            self._flush()
+
+    def _flush(self) -> None:
+        """
+        Write what the pipe takes; leave the rest to the reactor's write
+        notifications, pausing or resuming the producer as the buffer grows
+        or drains.  Any thread.
+        """
+        pause = resume = startWriter = stopWriter = closeNow = False
         with self._lock:
             if self._writeFd >= 0:
-                self._buffer = self._writeSome(self._buffer)
+                self._writeSome()
             else:
-                self._buffer = []
-            self._buffered = sum(len(p) for p in self._buffer)
-            done = not self._buffer
-            if done:
+                del self._buffer[:]
+                self._buffered = 0
+            if self._buffer:
+                startWriter = not self._writing
+                self._writing = True
+                if self._buffered > HIGH_WATER and not self._producerPaused:
+                    pause = self._producerPaused = self._producer is not None
+            else:
+                stopWriter = self._writing
                 self._writing = False
+                closeNow = self._closeWhenDrained
             if self._producerPaused and self._buffered < LOW_WATER:
                 self._producerPaused = False
                 resume = self._producer is not None
             self._drained.notify_all()
-            closeNow = done and self._closeWhenDrained
-        if done:
-            self._reactor.removeWriter(self._writeEnd)
+        if startWriter:
+            self._inReactor(self._reactor.addWriter, self._writeEnd)
+        if stopWriter:
+            self._inReactor(self._reactor.removeWriter, self._writeEnd)
+        if pause:
+            self._inReactor(self._producer.pauseProducing)
+        if resume:
+            self._inReactor(self._producer.resumeProducing)
         if closeNow:
             self._closeWrite()
-        if resume:
-            self._producer.resumeProducing()
+
+    def doWrite(self) -> Any:
+        self._flush()
         return None
 
     def waitForRoom(self, limit: int) -> None:
