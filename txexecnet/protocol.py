@@ -49,8 +49,11 @@ class FrameProtocol(Protocol):
         register = getattr(self.transport, "registerProducer", None)
         if register is not None:
             register(self, True)
-        if self._bootstrap:
-            self.transport.write(self._bootstrap)
+        # Written once and let go: a gateway keeping its copy of the runtime
+        # (65 KB) is most of what many open gateways cost in memory.
+        bootstrap, self._bootstrap = self._bootstrap, b""
+        if bootstrap:
+            self.transport.write(bootstrap)
 
     def sendFrame(self, msgtype: int, channelId: int, parts: list[bytes], size: int) -> None:
         """Write one frame whose payload is C{parts} (C{size} bytes in all), one after the other."""
