@@ -12,6 +12,8 @@ from twisted.internet import defer
 import txexecnet
 from txexecnet import RemoteError, TimeoutError
 
+from conftest import sleep
+
 T = 10  # seconds any single wait may take before the test fails
 
 
@@ -219,6 +221,42 @@ async def test_concurrent_remote_execs(gw):
     assert await relay.receive(T) == "from a"
     b.send("b done")
     assert await b.receive(T) == "b done"
+
+
+@pytest_twisted.ensureDeferred
+async def test_remote_waiters_of_every_kind_are_served_together(gw):
+    # Remote code waiting in receive() reads frames for the whole gateway
+    # meanwhile: a new remote_exec, an item for a receive with a timeout, a
+    # callback's items and a close, all arriving while it waits.
+    waiting = gw.remote_exec("channel.send(('untimed', channel.receive()))")
+    await sleep(0.1)  # let it start waiting
+    timed = gw.remote_exec("channel.send(('timed', channel.receive(timeout=20)))")
+    callback = gw.remote_exec(
+        """
+        import threading
+        seen = []
+        done = threading.Event()
+        def got(item):
+            seen.append(item)
+            if len(seen) == 3:
+                done.set()
+        channel.setcallback(got)
+        done.wait(20)
+        channel.send(seen)
+        """
+    )
+    closer = gw.remote_exec("ch = channel.receive()\nch.waitclose(20)\nchannel.send('closed')")
+    closing = gw.newchannel()
+    await closer.send(closing)
+    for i in range(3):
+        await callback.send(i)
+    await timed.send("t")
+    closing.close()
+    assert await callback.receive(T) == [0, 1, 2]
+    assert await timed.receive(T) == ("timed", "t")
+    assert await closer.receive(T) == "closed"
+    await waiting.send("u")
+    assert await waiting.receive(T) == ("untimed", "u")
 
 
 @pytest_twisted.ensureDeferred

@@ -19,6 +19,7 @@ import struct
 import sys
 import threading
 from _queue import Empty, SimpleQueue
+from time import monotonic
 
 PROTOCOL_VERSION = 1
 
@@ -514,7 +515,7 @@ class Channel(object):
         if self._callback is not None:
             raise IOError("cannot receive(), channel has a receiver callback")
         try:
-            x = self._items.get(timeout=timeout)
+            x = self.gateway._next_item(self._items, timeout)
         except Empty:
             raise TimeoutError("no item after %r seconds" % (timeout,))
         if x is _ENDMARKER:
@@ -537,7 +538,8 @@ class Channel(object):
 
     def setcallback(self, callback, endmarker=NO_ENDMARKER_WANTED):
         """
-        Call C{callback(item)} for each item, in the gateway's reader thread,
+        Call C{callback(item)} for each item, in the thread reading the
+        gateway's frames (see L{RemoteGateway}),
         starting with those already queued; C{callback(endmarker)} at close.
         """
         with self._lock:
@@ -563,7 +565,7 @@ class Channel(object):
         Wait until the other side has closed; raise L{RemoteError} if it
         closed with an error.
         """
-        if not self._receiveclosed.wait(timeout):
+        if not self.gateway._wait_for_reader(self._receiveclosed.wait, timeout):
             raise TimeoutError("channel %d still open after %r seconds" % (self.id, timeout))
         if self._remoteerror is not None:
             raise self._remoteerror
@@ -684,10 +686,23 @@ def popen_io():
     return FileIO(rfd, wfd)
 
 
+#: Seconds the reader thread leaves the reading to threads that receive,
+#: after one of them last got an item (see L{RemoteGateway}).
+READ_GRACE = 0.001
+
+
 class RemoteGateway(object):
     """
     The remote end of a gateway: reads frames, dispatches them to channels,
     and runs each CHANNEL_EXEC in a thread of its own.
+
+    One thread at a time reads and dispatches frames.  That is the reader
+    thread, except while code waits in C{channel.receive()} with nothing
+    queued: then that thread reads for itself, so an item reaches the code
+    that waits for it without a hand-off between threads (a wake-up that
+    costs more than the rest of a small item's way).  The reader thread
+    takes over again once no receiver has come back for L{READ_GRACE}, or at
+    once when a thread waits with a timeout or in C{waitclose()}.
     """
 
     def __init__(self, io, max_frame_size=DEFAULT_MAX_FRAME_SIZE):
@@ -699,6 +714,18 @@ class RemoteGateway(object):
         self._next_id = 2  # the remote side allocates even ids, the local side odd ones
         self._threads = []
         self._writeclosed = False
+        self._frames = FrameBuffer(max_frame_size, self._dispatch)
+        self._readlock = threading.Lock()
+        self._reader_wait = threading.Condition(self._readlock)  # the reader thread's
+        self._role_free = threading.Condition(self._readlock)  # receivers' (no timeout)
+        self._reading = False  # some thread is reading frames
+        self._role_waiters = 0  # 1 while a receiver waits to read for itself
+        self._blocked = 0  # threads waiting with a timeout, or for a close
+        self._reads = 0  # reads done, to tell a busy receiver from one waiting
+        self._reader_idle = False  # the reader thread sleeps until a read ends
+        self._last_receive = 0.0  # when a receiver last got an item
+        self._ended = False  # the frame stream is over
+        self._end_error = None
 
     # channels
     def _channel_id(self, channel):
@@ -746,32 +773,113 @@ class RemoteGateway(object):
         sys.stderr.write("txexecnet remote: %s\n%s" % (what, traceback.format_exc()))
         sys.stderr.flush()
 
-    # the reader loop
+    # reading
     def serve(self, info):
         """
         Say hello, then read and dispatch frames until the local side says
         exit or the stream ends.  Returns when every exec thread is done.
         """
         self._send(HELLO, 0, [dumps(info)])
-        try:
-            self._read_loop()
-        except ProtocolError as e:
-            sys.stderr.write("txexecnet remote: protocol error: %s\n" % (e,))
-        except Exception:
-            self._log_exception("reader failed")
+        self._read_loop()
+        error = self._end_error
+        if isinstance(error, ProtocolError):
+            sys.stderr.write("txexecnet remote: protocol error: %s\n" % (error,))
+        elif error is not None:
+            import traceback
+
+            sys.stderr.write("txexecnet remote: reader failed\n%s" % "".join(
+                traceback.format_exception(type(error), error, error.__traceback__)))
         self._shutdown()
 
     def _read_loop(self):
-        frames = FrameBuffer(self._max_frame_size, self._dispatch)
-        readinto = self._io.readinto
+        """The reader thread: read whenever no receiver reads for itself."""
+        seen = -1
         while True:
-            n = readinto(frames.room())
+            with self._readlock:
+                while not self._ended:
+                    if self._reading and self._reads == seen:
+                        # A receiver waits for data: sleep until it stops
+                        # reading rather than polling meanwhile.
+                        self._reader_idle = True
+                        self._reader_wait.wait()
+                        self._reader_idle = False
+                    elif self._reading or self._role_waiters or (
+                            not self._blocked and monotonic() - self._last_receive < READ_GRACE):
+                        # Timed, so that receivers reading in quick turns need
+                        # not wake this thread each time they stop.
+                        seen = self._reads
+                        self._reader_wait.wait(READ_GRACE)
+                    else:
+                        break
+                if self._ended:
+                    return
+                self._reading = True
+            self._stop_reading(self._read_once())
+
+    def _read_once(self):
+        """Read and dispatch once (the caller reads); false once the stream is over."""
+        try:
+            n = self._io.readinto(self._frames.room())
             if not n:
-                if frames.pending():
+                if self._frames.pending():
                     raise ProtocolError("stream ended inside a frame")
-                return
-            if frames.filled(n):
-                return
+                return False
+            return not self._frames.filled(n)
+        except Exception as e:
+            self._end_error = e
+            return False
+
+    def _stop_reading(self, more):
+        with self._readlock:
+            self._reading = False
+            self._reads += 1
+            if not more:
+                self._ended = True
+            if self._role_waiters or not more:
+                self._role_free.notify()
+            if self._blocked or self._reader_idle or not more:
+                self._reader_wait.notify_all()
+
+    def _next_item(self, items, timeout):
+        """
+        The next item of the queue C{items}.  Without a timeout, this thread
+        reads for it when no one else reads; raises C{Empty} after
+        C{timeout} seconds.
+        """
+        try:
+            if timeout is None:
+                while True:
+                    try:
+                        return items.get_nowait()
+                    except Empty:
+                        pass
+                    with self._readlock:
+                        if self._ended or self._reading and self._role_waiters:
+                            # One thread waits to read next; others wait for
+                            # their items, so a read wakes only those it serves.
+                            break
+                        if self._reading:
+                            self._role_waiters = 1
+                            self._role_free.wait()
+                            self._role_waiters = 0
+                            continue
+                        self._reading = True
+                    self._stop_reading(self._read_once())
+            return self._wait_for_reader(items.get, timeout)
+        finally:
+            self._last_receive = monotonic()
+
+    def _wait_for_reader(self, wait, timeout):
+        """C{wait(timeout=timeout)} while another thread reads; wake the reader thread."""
+        with self._readlock:
+            self._blocked += 1
+            if not self._reading:
+                self._reader_wait.notify_all()
+        try:
+            return wait(timeout=timeout)
+        finally:
+            with self._readlock:
+                self._blocked -= 1
 
     def _dispatch(self, msgtype, cid, payload):
         """Act on one frame; return true for the last one (GATEWAY_EXIT)."""
