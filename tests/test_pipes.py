@@ -46,8 +46,10 @@ def pipes():
         os.close(fd)
 
 
-def endOfTurn():
-    return task.deferLater(reactor, 0, lambda: None)
+async def writtenByTurnEnd(written):
+    """What reached the pipe once the current reactor turn has ended."""
+    await task.deferLater(reactor, 0, lambda: None)
+    return written()
 
 
 @pytest_twisted.ensureDeferred
@@ -58,8 +60,7 @@ async def test_first_write_of_a_turn_goes_at_once_later_ones_at_its_end(pipes):
     transport.write(b"a")
     transport.writeSequence([b"b", b"c"])
     assert written() == b""
-    await endOfTurn()
-    assert written() == b"abc"
+    assert await writtenByTurnEnd(written) == b"abc"
 
 
 @pytest_twisted.ensureDeferred
@@ -70,8 +71,7 @@ async def test_a_burst_reaching_the_cork_limit_is_written_without_waiting(pipes)
     for _ in range(CORK_LIMIT // len(chunk)):
         transport.write(chunk)
     assert written() == b"first" + chunk * (CORK_LIMIT // len(chunk))
-    await endOfTurn()
-    assert written() == b""
+    assert await writtenByTurnEnd(written) == b""
 
 
 @pytest_twisted.ensureDeferred
@@ -85,8 +85,7 @@ async def test_a_write_from_another_thread_keeps_the_order(pipes):
     other.start()
     other.join(10)
     assert written() == b"123"
-    await endOfTurn()
-    assert written() == b""
+    assert await writtenByTurnEnd(written) == b""
 
 
 @pytest_twisted.ensureDeferred
@@ -96,6 +95,5 @@ async def test_closing_the_write_side_sends_gathered_writes_first(pipes):
     transport.write(b"2")
     transport.loseWriteConnection()
     transport.write(b"too late")
-    await endOfTurn()
-    assert written() == b"12"
+    assert await writtenByTurnEnd(written) == b"12"
     assert transport._writeFd == -1
