@@ -928,6 +928,11 @@ class RemoteGateway(object):
             self._close_channel(channel, traceback.format_exc())
         else:
             self._close_channel(channel, None)
+        # This thread will not come back to receive: the reader thread need
+        # not wait out READ_GRACE for it (an exit frame may be on its way).
+        with self._readlock:
+            self._last_receive = 0.0
+            self._reader_wait.notify_all()
 
     def _close_channel(self, channel, error):
         try:
