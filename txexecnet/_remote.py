@@ -592,8 +592,8 @@ class Channel(object):
                 return
         try:
             callback(item)
-        except Exception:
-            self.gateway._log_exception("callback of channel %d failed" % self.id)
+        except Exception as e:
+            self.gateway._log_exception("callback of channel %d failed" % self.id, e)
 
     def _local_close(self, error=None):
         """The other side will send no more; wake receivers."""
@@ -719,7 +719,7 @@ class RemoteGateway(object):
         self._reader_wait = threading.Condition(self._readlock)  # the reader thread's
         self._role_free = threading.Condition(self._readlock)  # receivers' (no timeout)
         self._reading = False  # some thread is reading frames
-        self._role_waiters = 0  # 1 while a receiver waits to read for itself
+        self._role_waiter = False  # a receiver waits to read for itself
         self._blocked = 0  # threads waiting with a timeout, or for a close
         self._reads = 0  # reads done, to tell a busy receiver from one waiting
         self._reader_idle = False  # the reader thread sleeps until a read ends
@@ -767,10 +767,11 @@ class RemoteGateway(object):
                 raise IOError("the gateway is closed")
             self._io.write([header] + parts)
 
-    def _log_exception(self, what):
+    def _log_exception(self, what, error):
         import traceback
 
-        sys.stderr.write("txexecnet remote: %s\n%s" % (what, traceback.format_exc()))
+        sys.stderr.write("txexecnet remote: %s\n%s" % (what, "".join(
+            traceback.format_exception(type(error), error, error.__traceback__))))
         sys.stderr.flush()
 
     # reading
@@ -785,10 +786,7 @@ class RemoteGateway(object):
         if isinstance(error, ProtocolError):
             sys.stderr.write("txexecnet remote: protocol error: %s\n" % (error,))
         elif error is not None:
-            import traceback
-
-            sys.stderr.write("txexecnet remote: reader failed\n%s" % "".join(
-                traceback.format_exception(type(error), error, error.__traceback__)))
+            self._log_exception("reader failed", error)
         self._shutdown()
 
     def _read_loop(self):
@@ -803,7 +801,7 @@ class RemoteGateway(object):
                         self._reader_idle = True
                         self._reader_wait.wait()
                         self._reader_idle = False
-                    elif self._reading or self._role_waiters or (
+                    elif self._reading or self._role_waiter or (
                             not self._blocked and monotonic() - self._last_receive < READ_GRACE):
                         # Timed, so that receivers reading in quick turns need
                         # not wake this thread each time they stop.
@@ -814,28 +812,28 @@ class RemoteGateway(object):
                 if self._ended:
                     return
                 self._reading = True
-            self._stop_reading(self._read_once())
+            self._read_once()
 
     def _read_once(self):
-        """Read and dispatch once (the caller reads); false once the stream is over."""
+        """
+        Read and dispatch once, then give up reading (the caller has taken
+        it: C{_reading} is set) and wake whoever should read next.
+        """
+        more = False
         try:
             n = self._io.readinto(self._frames.room())
-            if not n:
-                if self._frames.pending():
-                    raise ProtocolError("stream ended inside a frame")
-                return False
-            return not self._frames.filled(n)
+            if n:
+                more = not self._frames.filled(n)
+            elif self._frames.pending():
+                raise ProtocolError("stream ended inside a frame")
         except Exception as e:
             self._end_error = e
-            return False
-
-    def _stop_reading(self, more):
         with self._readlock:
             self._reading = False
             self._reads += 1
             if not more:
                 self._ended = True
-            if self._role_waiters or not more:
+            if self._role_waiter or not more:
                 self._role_free.notify()
             if self._blocked or self._reader_idle or not more:
                 self._reader_wait.notify_all()
@@ -854,17 +852,17 @@ class RemoteGateway(object):
                     except Empty:
                         pass
                     with self._readlock:
-                        if self._ended or self._reading and self._role_waiters:
+                        if self._ended or self._reading and self._role_waiter:
                             # One thread waits to read next; others wait for
                             # their items, so a read wakes only those it serves.
                             break
                         if self._reading:
-                            self._role_waiters = 1
+                            self._role_waiter = True
                             self._role_free.wait()
-                            self._role_waiters = 0
+                            self._role_waiter = False
                             continue
                         self._reading = True
-                    self._stop_reading(self._read_once())
+                    self._read_once()
             return self._wait_for_reader(items.get, timeout)
         finally:
             self._last_receive = monotonic()

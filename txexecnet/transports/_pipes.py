@@ -224,9 +224,7 @@ class PipeTransport:
                     self._buffered += len(d)
             if self._writing:
                 # The reactor writes when the pipe has room.
-                pause = self._buffered > HIGH_WATER and not self._producerPaused
-                if pause:
-                    pause = self._producerPaused = self._producer is not None
+                pause = self._pauseWhenFull()
             elif inReactor and self._turnOpen and self._buffered < CORK_LIMIT:
                 # Later small writes of the same reactor turn are gathered and
                 # go out together at its end (see _endTurn): one syscall here,
@@ -274,6 +272,13 @@ class PipeTransport:
                     n = 0
         del parts[:done]
 
+    def _pauseWhenFull(self) -> bool:
+        """Whether the producer must be paused now (unsent bytes above HIGH_WATER).  Lock held."""
+        if self._buffered > HIGH_WATER and not self._producerPaused:
+            self._producerPaused = self._producer is not None
+            return self._producerPaused
+        return False
+
     def _endTurn(self) -> None:
         with self._lock:
             self._turnOpen = False
@@ -297,8 +302,7 @@ class PipeTransport:
             if self._buffer:
                 startWriter = not self._writing
                 self._writing = True
-                if self._buffered > HIGH_WATER and not self._producerPaused:
-                    pause = self._producerPaused = self._producer is not None
+                pause = self._pauseWhenFull()
             else:
                 stopWriter = self._writing
                 self._writing = False
