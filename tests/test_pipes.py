@@ -1,6 +1,7 @@
 """
 The pipe transport of popen gateways, over real pipes and the real reactor:
-when its writes reach the pipe, and in what order.
+when its writes reach the pipe, and in what order; how much one reactor turn
+reads.
 """
 
 import os
@@ -10,7 +11,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
 
-from txexecnet.transports._pipes import CORK_LIMIT, PipeTransport, makePipe
+from txexecnet.transports._pipes import _READS_PER_TURN, CORK_LIMIT, PipeTransport, makePipe
 
 
 class Collector:
@@ -97,3 +98,35 @@ async def test_closing_the_write_side_sends_gathered_writes_first(pipes):
     transport.write(b"too late")
     assert await writtenByTurnEnd(written) == b"12"
     assert transport._writeFd == -1
+
+
+class SmallRooms:
+    """A protocol offering a read buffer of C{size} bytes at a time, as FrameProtocol does."""
+
+    def __init__(self, size):
+        self.room = bytearray(size)
+        self.reads = []
+
+    def getReadBuffer(self):
+        return memoryview(self.room)
+
+    def bufferFilled(self, n):
+        self.reads.append(bytes(self.room[:n]))
+
+
+def test_one_turn_reads_again_while_reads_fill_the_room():
+    readEnd, writeEnd = makePipe()
+    protocol = SmallRooms(1000)
+    transport = PipeTransport(reactor, readEnd, os.dup(writeEnd), protocol, lambda: None)
+    try:
+        data = os.urandom(1000 * (_READS_PER_TURN + 3) + 10)
+        os.write(writeEnd, data)
+        transport.doRead()
+        assert protocol.reads == [data[i:i + 1000] for i in range(0, 1000 * _READS_PER_TURN, 1000)]
+        transport.doRead()
+        transport.doRead()
+        assert b"".join(protocol.reads) == data
+        assert len(protocol.reads[-1]) == 10
+    finally:
+        transport.loseConnection()
+        os.close(writeEnd)

@@ -382,13 +382,20 @@ class FrameBuffer(object):
 
     The room offered for each read adapts: it doubles while reads fill it
     (a stream of data: fewer, larger reads) and halves when they use little
-    of it (so an idle gateway holds little memory).
+    of it (so an idle gateway holds little memory), between 16 and 64 KiB;
+    the buffer grows to hold the frame being read plus that room or the last
+    frame's size, whichever is larger.  So a stream of small frames is read
+    64 KiB at a time and large frames one or two at a time.  Reads that size
+    keep the buffer and the pipe's pages in the CPU's cache and hold the
+    pipe's lock (which the writer waits for) briefly: with reads of up to
+    1 MiB, 64 KiB items moved at 0.9 to 1.0 GB/s here, against 1.3 to 1.9
+    GB/s now.
 
     @param expect_first: the message type the first frame must have, if any.
     """
 
     MIN_ROOM = 16384
-    MAX_ROOM = 1024 * 1024
+    MAX_ROOM = 65536
     SHRINK_ABOVE = 4 * 1024 * 1024
 
     def __init__(self, max_frame_size, deliver, expect_first=None):
@@ -400,6 +407,7 @@ class FrameBuffer(object):
         self._needed = HEADER_SIZE
         self._room = self.MIN_ROOM
         self._offered = 0
+        self._last_frame = 0
 
     def _set_buffer(self, buffer):
         # One view for the buffer's lifetime: making views per read and per
@@ -413,7 +421,7 @@ class FrameBuffer(object):
 
     def room(self):
         """A writable view of the free end of the buffer, large enough for the next frame."""
-        need = max(self._needed, self._filled + self._room)
+        need = max(self._needed, self._filled + max(self._room, self._last_frame))
         if len(self._buffer) < need:
             grown = bytearray(need)
             grown[:self._filled] = self._view[:self._filled]
@@ -454,6 +462,7 @@ class FrameBuffer(object):
                 needed = HEADER_SIZE + length
                 break
             pos = start + length
+            self._last_frame = HEADER_SIZE + length
             if self._deliver(msgtype, cid, view[start:pos]):
                 stop = True
                 break
