@@ -119,13 +119,30 @@ def pids_where(field: int, value: int) -> list[int]:
     return found
 
 
-def thread_count() -> int:
-    """The number of OS threads of this process (Linux: /proc/self/status)."""
+def _os_threads() -> int:
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("Threads:"):
                 return int(line.split()[1])
     raise RuntimeError("no Threads: line in /proc/self/status")
+
+
+def thread_count(settle: float = 1.0) -> int:
+    """
+    The number of OS threads of this process (Linux: /proc/self/status),
+    once the threads Python has already joined have left the OS too: a
+    joined thread may take a moment more to exit, and counting it would
+    charge a thread pool's last workers to the library.  Waits at most
+    C{settle} seconds for that.
+    """
+    import threading
+
+    deadline = time.monotonic() + settle
+    count = _os_threads()
+    while count > threading.active_count() and time.monotonic() < deadline:
+        time.sleep(0.005)
+        count = _os_threads()
+    return count
 
 
 def peak_rss_mb() -> float:
