@@ -76,8 +76,10 @@ def main(argv: list[str]) -> int:
             progress(f"{metric.name}: FAILED: {e}")
     all_rows = [row for result in results for row in report.rows(result)]
     print("\n".join(report.table_lines(all_rows, rst=args.rst)))
-    print(f"\n{'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s; "
-          f"medians; ratio = txexecnet/execnet; MB = 10**6 bytes")
+    print(
+        f"\n{'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s; "
+        f"medians; ratio = txexecnet/execnet; MB = 10**6 bytes"
+    )
     if args.json:
         with open(args.json, "w") as f:
             f.write(report.to_json(results, args.quick))

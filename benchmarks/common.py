@@ -61,7 +61,9 @@ for count in channel:
 #: bytes each for kind "bytes" (b"x" repeated) or "random" (one block of
 #: random bytes, which no compression shrinks), else L{small_items}.  Then,
 #: for each count received, sends the first C{count} of them.
-SOURCE = inspect.getsource(small_items) + """
+SOURCE = (
+    inspect.getsource(small_items)
+    + """
 kind, argument, total = channel.receive()
 if kind == "bytes":
     items = [b"x" * argument] * total
@@ -74,6 +76,7 @@ for count in channel:
     for item in items[:count]:
         channel.send(item)
 """
+)
 
 
 def local_items(kind: str, argument: int, count: int) -> list[Any]:
@@ -162,8 +165,9 @@ def rss_mb(pid: int) -> float:
 # --- timing -----------------------------------------------------------------
 
 
-def timed(count: int, body: Callable[[int], Any], warmup: int = 0,
-          scale: float = 1e3) -> list[float]:
+def timed(
+    count: int, body: Callable[[int], Any], warmup: int = 0, scale: float = 1e3
+) -> list[float]:
     """
     Call C{body(i)} C{warmup + count} times, timing each call alone; return
     the times of the last C{count} calls, in seconds times C{scale} (ms by
@@ -178,8 +182,9 @@ def timed(count: int, body: Callable[[int], Any], warmup: int = 0,
     return samples[warmup:]
 
 
-async def timed_async(count: int, body: Callable[[int], Awaitable[Any]], warmup: int = 0,
-                      scale: float = 1e3) -> list[float]:
+async def timed_async(
+    count: int, body: Callable[[int], Awaitable[Any]], warmup: int = 0, scale: float = 1e3
+) -> list[float]:
     """L{timed} for a C{body} that returns something to await."""
     samples = []
     clock = time.perf_counter
@@ -292,6 +297,7 @@ def gateway_starts(lib: Any, spec: str, count: int) -> list[float]:
     reaped).  One start before them is not counted (imports, the blocking
     facade's reactor thread).
     """
+
     def start_one(_: int) -> None:
         with gateway(lib, spec) as gw:
             channel = gw.remote_exec(ECHO_ONCE)
@@ -315,8 +321,10 @@ async def tx_gateway_starts(reactor: Any, spec: str, count: int) -> list[float]:
     return await timed_async(count, start_one, warmup=1)
 
 
-def library_workloads(blocking: Callable[[Any, dict[str, Any]], Samples],
-                      deferred: Callable[[Any, dict[str, Any]], Any]) -> dict[str, Callable[..., Any]]:
+def library_workloads(
+    blocking: Callable[[Any, dict[str, Any]], Samples],
+    deferred: Callable[[Any, dict[str, Any]], Any],
+) -> dict[str, Callable[..., Any]]:
     """
     The workloads of a metric measured with both libraries, in table order:
     C{blocking(lib, params)} run with execnet and with txexecnet's blocking
@@ -335,6 +343,7 @@ def deferred(coroutine_function: Any) -> Any:
     Decorate an C{async def} workload so that calling it returns a Deferred,
     as the worker expects of Deferred-API workloads.
     """
+
     @functools.wraps(coroutine_function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from twisted.internet.defer import Deferred

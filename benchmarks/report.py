@@ -62,13 +62,25 @@ def rows(result: MetricResult) -> list[Row]:
             tx = result.median(implementation, measure.key)
             ratio = _ratio(tx, execnet)
             raw_ratio = _ratio(tx, raw)
-            found.append(Row(
-                result.metric.name, measure.key, _label(result, measure, implementation),
-                implementation, measure.unit, measure.better, tx, execnet, ratio,
-                measure.target, _verdict(measure, ratio, measure.target),
-                raw, raw_ratio, measure.raw_target,
-                _verdict(measure, raw_ratio, measure.raw_target),
-            ))
+            found.append(
+                Row(
+                    result.metric.name,
+                    measure.key,
+                    _label(result, measure, implementation),
+                    implementation,
+                    measure.unit,
+                    measure.better,
+                    tx,
+                    execnet,
+                    ratio,
+                    measure.target,
+                    _verdict(measure, ratio, measure.target),
+                    raw,
+                    raw_ratio,
+                    measure.raw_target,
+                    _verdict(measure, raw_ratio, measure.raw_target),
+                )
+            )
     return found
 
 
@@ -105,17 +117,29 @@ def _target(better: str, target: float | None, met: bool | None) -> str:
 
 #: Column titles, and whether each column is right-aligned.
 COLUMNS = (
-    ("metric", False), ("unit", False), ("txexecnet", True), ("execnet", True),
-    ("tx/execnet", True), ("better", False), ("target", False), ("raw limit", True),
-    ("tx/raw", True), ("raw target", False),
+    ("metric", False),
+    ("unit", False),
+    ("txexecnet", True),
+    ("execnet", True),
+    ("tx/execnet", True),
+    ("better", False),
+    ("target", False),
+    ("raw limit", True),
+    ("tx/raw", True),
+    ("raw target", False),
 )
 
 
 def cells(row: Row) -> tuple[str, ...]:
     """The text of each column of C{row}."""
     return (
-        row.label, row.unit, number(row.txexecnet), number(row.execnet), number(row.ratio),
-        row.better, _target(row.better, row.target, row.met),
+        row.label,
+        row.unit,
+        number(row.txexecnet),
+        number(row.execnet),
+        number(row.ratio),
+        row.better,
+        _target(row.better, row.target, row.met),
         "" if row.raw is None else number(row.raw),
         "" if row.raw_ratio is None else number(row.raw_ratio),
         _target(row.better, row.raw_target, row.raw_met),
@@ -158,8 +182,12 @@ def machine() -> dict[str, Any]:
 
 
 def _summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "median": statistics.median(values),
-            "min": min(values), "max": max(values)}
+    return {
+        "n": len(values),
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def load_rows(document: str) -> list[Row]:

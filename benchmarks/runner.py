@@ -105,11 +105,21 @@ def run_worker(metric: Metric, implementation: str, params: dict) -> dict[str, l
     return its samples.  A worker that outlives C{metric.timeout} is killed
     with its whole group; children a worker leaves behind are killed too.
     """
-    argv = [sys.executable, "-m", "benchmarks.worker", metric.name, implementation,
-            json.dumps(params)]
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.worker",
+        metric.name,
+        implementation,
+        json.dumps(params),
+    ]
     worker = subprocess.Popen(
-        argv, cwd=_ROOT, env=worker_environment(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True,
+        argv,
+        cwd=_ROOT,
+        env=worker_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         out, err = worker.communicate(timeout=metric.timeout)

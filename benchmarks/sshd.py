@@ -79,7 +79,9 @@ def _keygen(path: str) -> str:
     """Make an ed25519 key pair without passphrase at C{path}; return the public line."""
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", os.path.basename(path), "-f", path],
-        check=True, stdin=subprocess.DEVNULL, timeout=WAIT,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        timeout=WAIT,
     )
     with open(path + ".pub") as f:
         return f.read().strip()
@@ -146,8 +148,9 @@ class Sshd:
             config = _CONFIG.format(port=self.port, dir=self.dir)
             with open(self.config_path, "w") as f:
                 f.write(config + _PENALTIES_OFF)
-            check = subprocess.run([SSHD, "-t", "-f", self.config_path],
-                                   capture_output=True, timeout=WAIT)
+            check = subprocess.run(
+                [SSHD, "-t", "-f", self.config_path], capture_output=True, timeout=WAIT
+            )
             if check.returncode != 0:  # an sshd older than PerSourcePenalties
                 with open(self.config_path, "w") as f:
                     f.write(config)
@@ -155,7 +158,9 @@ class Sshd:
                 os.unlink(self.log_path)
             self.process = subprocess.Popen(
                 [SSHD, "-D", "-f", self.config_path, "-E", self.log_path],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             deadline = time.monotonic() + WAIT
             while time.monotonic() < deadline and self.process.poll() is None:
@@ -182,8 +187,16 @@ class Sshd:
 
     def ssh_options(self) -> list[str]:
         """C{ssh} options reaching this server: config, port, key, known_hosts."""
-        return ["-F", self.config, "-p", str(self.port), "-i", self.key,
-                "-o", f"UserKnownHostsFile={self.known_hosts}"]
+        return [
+            "-F",
+            self.config,
+            "-p",
+            str(self.port),
+            "-i",
+            self.key,
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+        ]
 
     def destination(self) -> str:
         return f"{self.user}@{self.host}"

@@ -50,9 +50,16 @@ class Daemon:
         """Start it; return once it listens on all its endpoints."""
         if daemonize:
             launcher = subprocess.run(
-                [TWISTD, f"--pidfile={self.pidPath}", f"--logfile={self.logPath}",
-                 "execnet-server", *self.args],
-                stdin=subprocess.DEVNULL, capture_output=True, timeout=WAIT,
+                [
+                    TWISTD,
+                    f"--pidfile={self.pidPath}",
+                    f"--logfile={self.logPath}",
+                    "execnet-server",
+                    *self.args,
+                ],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=WAIT,
             )
             if launcher.returncode != 0:
                 raise RuntimeError(f"twistd failed: {launcher.stdout!r} {launcher.stderr!r}")
@@ -95,13 +102,19 @@ class Daemon:
 
     def wait_for_log(self, pattern: str, timeout: float = WAIT) -> defer.Deferred[str]:
         """Fire with the log once C{pattern} is in it; fail after C{timeout} s."""
-        return _poll(lambda: self.log() if self.logged(pattern) else None, timeout,
-                     lambda: f"{pattern!r} not logged:\n{self.log()}")
+        return _poll(
+            lambda: self.log() if self.logged(pattern) else None,
+            timeout,
+            lambda: f"{pattern!r} not logged:\n{self.log()}",
+        )
 
     def wait_for_children(self, count: int, timeout: float = WAIT) -> defer.Deferred[set[int]]:
         """Fire once the daemon has exactly C{count} child processes."""
-        return _poll(lambda: (lambda c: c if len(c) == count else None)(self.children()),
-                     timeout, lambda: f"daemon children {self.children()}, wanted {count}")
+        return _poll(
+            lambda: (lambda c: c if len(c) == count else None)(self.children()),
+            timeout,
+            lambda: f"daemon children {self.children()}, wanted {count}",
+        )
 
     def running(self) -> bool:
         if self.proc is not None:

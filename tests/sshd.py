@@ -63,7 +63,18 @@ _PENALTIES_OFF = "PerSourcePenalties no\n"
 
 def keygen(path: str, keyType: str, passphrase: str = "", bits: int | None = None) -> str:
     """Make a key pair at C{path} (and C{path}.pub); return the public line."""
-    args = [SSH_KEYGEN, "-q", "-t", keyType, "-N", passphrase, "-C", os.path.basename(path), "-f", path]
+    args = [
+        SSH_KEYGEN,
+        "-q",
+        "-t",
+        keyType,
+        "-N",
+        passphrase,
+        "-C",
+        os.path.basename(path),
+        "-f",
+        path,
+    ]
     if bits:
         args[4:4] = ["-b", str(bits)]
     subprocess.run(args, check=True, stdin=subprocess.DEVNULL, timeout=WAIT)
@@ -237,7 +248,11 @@ class SshServer:
                 raise RuntimeError(f"sshd did not start: {launch.stderr}{self.log()}")
             deadline = time.monotonic() + WAIT
             while time.monotonic() < deadline:
-                if os.path.exists(pidPath) and _banner("127.0.0.1", self.port) and _banner("::1", self.port):
+                if (
+                    os.path.exists(pidPath)
+                    and _banner("127.0.0.1", self.port)
+                    and _banner("::1", self.port)
+                ):
                     with open(pidPath) as f:
                         self.pid = int(f.read())
                     SHARED.add(self.pid)
@@ -256,7 +271,10 @@ class SshServer:
             f.write(f"[127.0.0.1]:{self.port} {keyType} {key}\n")
         # Hash it, as OpenSSH does with HashKnownHosts yes (Debian's default)...
         subprocess.run(
-            [SSH_KEYGEN, "-q", "-H", "-f", self.knownHosts], check=True, capture_output=True, timeout=WAIT
+            [SSH_KEYGEN, "-q", "-H", "-f", self.knownHosts],
+            check=True,
+            capture_output=True,
+            timeout=WAIT,
         )
         os.unlink(self.knownHosts + ".old")
         # ...and add a plain one, as it writes with HashKnownHosts no.

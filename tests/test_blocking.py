@@ -146,7 +146,9 @@ def test_blocking_setcallback_and_close_error(bgw):
 
 def test_blocking_channels_travel_inside_items(bgw):
     def body():
-        ch = bgw.remote_exec("sub = channel.gateway.newchannel()\nchannel.send([sub])\nsub.send(sub.receive() * 2)")
+        ch = bgw.remote_exec(
+            "sub = channel.gateway.newchannel()\nchannel.send([sub])\nsub.send(sub.receive() * 2)"
+        )
         (sub,) = ch.receive(T)
         assert isinstance(sub, blocking.Channel)
         sub.send(21)

@@ -30,8 +30,21 @@ async def test_seed_first_example(gw):
 @pytest_twisted.ensureDeferred
 async def test_echo_items_of_every_type(gw):
     ch = gw.remote_exec("for item in channel:\n    channel.send(item)")
-    items = [None, True, 2**100, -1.5, 1j, "text", b"\x00\xff", bytearray(b"ba"),
-             [1, [2]], (3, (4,)), {"k": {1: 2}}, {5, 6}, frozenset({7})]
+    items = [
+        None,
+        True,
+        2**100,
+        -1.5,
+        1j,
+        "text",
+        b"\x00\xff",
+        bytearray(b"ba"),
+        [1, [2]],
+        (3, (4,)),
+        {"k": {1: 2}},
+        {5, 6},
+        frozenset({7}),
+    ]
     for item in items:
         ch.send(item)
         assert await ch.receive(T) == item
@@ -212,7 +225,9 @@ async def test_remote_setcallback(gw):
 @pytest_twisted.ensureDeferred
 async def test_concurrent_remote_execs(gw):
     # Two remote_execs wait for each other: only possible if they run at once.
-    a = gw.remote_exec("other = channel.receive()\nother.send('from a')\nchannel.send(channel.receive())")
+    a = gw.remote_exec(
+        "other = channel.receive()\nother.send('from a')\nchannel.send(channel.receive())"
+    )
     b = gw.remote_exec("channel.send(channel.receive())")
     relay = gw.newchannel()
     a.send(relay)
@@ -261,9 +276,7 @@ async def test_remote_waiters_of_every_kind_are_served_together(gw):
 
 @pytest_twisted.ensureDeferred
 async def test_200_channels_interleaved(gw):
-    channels = [
-        gw.remote_exec("for x in channel:\n    channel.send(x + 1)") for _ in range(200)
-    ]
+    channels = [gw.remote_exec("for x in channel:\n    channel.send(x + 1)") for _ in range(200)]
     for round_ in range(3):
         for i, ch in enumerate(channels):
             ch.send(i * 10 + round_)

@@ -19,8 +19,20 @@ EXAMPLES = os.path.join(DOCS, "examples")
 def test_sphinx_build_has_no_warnings(tmp_path):
     out = tmp_path / "html"
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-         "-d", str(tmp_path / "doctrees"), DOCS, str(out)],
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            DOCS,
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=240,
@@ -73,9 +85,7 @@ def _socketGatewaysAvailable() -> bool:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize(
-    "example", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py"))
-)
+@pytest.mark.parametrize("example", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py")))
 def test_example_runs(example, tmp_path):
     if example.startswith("triangle_") and not _socketGatewaysAvailable():
         pytest.skip("the triangle needs socket gateways")

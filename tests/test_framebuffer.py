@@ -46,7 +46,7 @@ def test_frames_split_at_random_points_come_out_whole():
     while pos < len(stream):
         room = frames.buffer.room()
         n = min(len(room), rng.randint(1, 100000), len(stream) - pos)
-        room[:n] = stream[pos:pos + n]
+        room[:n] = stream[pos : pos + n]
         frames.buffer.filled(n)
         pos += n
     assert frames.delivered == [(CHANNEL_DATA, i, p) for i, p in enumerate(payloads)]

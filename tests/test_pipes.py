@@ -122,7 +122,9 @@ def test_one_turn_reads_again_while_reads_fill_the_room():
         data = os.urandom(1000 * (_READS_PER_TURN + 3) + 10)
         os.write(writeEnd, data)
         transport.doRead()
-        assert protocol.reads == [data[i:i + 1000] for i in range(0, 1000 * _READS_PER_TURN, 1000)]
+        assert protocol.reads == [
+            data[i : i + 1000] for i in range(0, 1000 * _READS_PER_TURN, 1000)
+        ]
         transport.doRead()
         transport.doRead()
         assert b"".join(protocol.reads) == data

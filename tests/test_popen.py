@@ -46,7 +46,9 @@ async def test_other_interpreter_gets_the_source_shipped():
     # sent in the bootstrap line instead of being imported from the package.
     gw = await txexecnet.makegateway("popen//python=/usr/bin/python3")
     try:
-        ch = gw.remote_exec("import sys\nchannel.send((sys.executable, 'txexecnet' in sys.modules))")
+        ch = gw.remote_exec(
+            "import sys\nchannel.send((sys.executable, 'txexecnet' in sys.modules))"
+        )
         executable, imported = await ch.receive(T)
         assert executable == "/usr/bin/python3"
         assert imported is False
@@ -73,7 +75,9 @@ async def test_spec_options_chdir_env_nice_id(tmp_path):
     )
     try:
         assert gw.id == "worker"
-        ch = gw.remote_exec("import os\nchannel.send((os.getcwd(), os.environ['TXEXECNET_T'], os.nice(0)))")
+        ch = gw.remote_exec(
+            "import os\nchannel.send((os.getcwd(), os.environ['TXEXECNET_T'], os.nice(0)))"
+        )
         cwd, env, nice = await ch.receive(T)
         assert cwd == str(target)
         assert env == "hello"

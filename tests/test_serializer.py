@@ -29,11 +29,13 @@ hashable = st.recursive(
 
 anything = st.recursive(
     hashable | st.builds(bytearray, st.binary()),
-    lambda children: st.lists(children, max_size=5)
-    | st.tuples(children, children)
-    | st.dictionaries(hashable, children, max_size=5)
-    | st.sets(hashable, max_size=5)
-    | st.frozensets(hashable, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.tuples(children, children)
+        | st.dictionaries(hashable, children, max_size=5)
+        | st.sets(hashable, max_size=5)
+        | st.frozensets(hashable, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -59,10 +61,34 @@ def test_round_trip_exact(obj):
 
 @pytest.mark.parametrize(
     "value",
-    [0, -1, 2**31 - 1, -(2**31), 2**31, -(2**31) - 1, 2**64, -(2**200), 10**1000,
-     float("inf"), float("-inf"), -0.0, "", "\udcff surrogate", "\u00e9\u4e2d\U0001f600",
-     b"", bytearray(), [], (), {}, set(), frozenset(), True, False, None,
-     complex(-0.0, float("inf"))],
+    [
+        0,
+        -1,
+        2**31 - 1,
+        -(2**31),
+        2**31,
+        -(2**31) - 1,
+        2**64,
+        -(2**200),
+        10**1000,
+        float("inf"),
+        float("-inf"),
+        -0.0,
+        "",
+        "\udcff surrogate",
+        "\u00e9\u4e2d\U0001f600",
+        b"",
+        bytearray(),
+        [],
+        (),
+        {},
+        set(),
+        frozenset(),
+        True,
+        False,
+        None,
+        complex(-0.0, float("inf")),
+    ],
 )
 def test_round_trip_edges(value):
     assert same(loads(dumps(value)), value)
@@ -74,8 +100,14 @@ def test_nan_round_trips():
 
 @pytest.mark.parametrize(
     "value",
-    [object(), OrderedDict(a=1), type("MyStr", (str,), {})("x"), [1, {2: object}],
-     lambda: 1, 1.5j.__class__.__mro__],
+    [
+        object(),
+        OrderedDict(a=1),
+        type("MyStr", (str,), {})("x"),
+        [1, {2: object}],
+        lambda: 1,
+        1.5j.__class__.__mro__,
+    ],
 )
 def test_unsupported_types_name_the_type(value):
     with pytest.raises(DumpError) as info:
@@ -102,10 +134,20 @@ def test_depth_is_bounded_both_ways():
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"X", b"s\x00\x00\x00\x10abc", b"l\xff\xff\xff\xff", b"d\x00\x00\x00\x01N",
-     b"NN", b"i\x00", b"I\x00\x00\x00\x00", b"S\x00\x00\x00\x01l\x00\x00\x00\x00",
-     b"d\x00\x00\x00\x01l\x00\x00\x00\x00N", b"s\x00\x00\x00\x01\xff",
-     b"C\x00\x00\x00\x01"],
+    [
+        b"",
+        b"X",
+        b"s\x00\x00\x00\x10abc",
+        b"l\xff\xff\xff\xff",
+        b"d\x00\x00\x00\x01N",
+        b"NN",
+        b"i\x00",
+        b"I\x00\x00\x00\x00",
+        b"S\x00\x00\x00\x01l\x00\x00\x00\x00",
+        b"d\x00\x00\x00\x01l\x00\x00\x00\x00N",
+        b"s\x00\x00\x00\x01\xff",
+        b"C\x00\x00\x00\x01",
+    ],
 )
 def test_malformed_bytes_give_load_error(data):
     with pytest.raises(LoadError):

@@ -107,15 +107,20 @@ def test_options_defaults_listen_on_loopback_7770():
 
 
 def test_options_port_interface_and_listen():
-    options = parse("-p", "7771", "--interface", "::1", "--listen", "unix:/tmp/x.sock",
-                    "--listen", "tcp:7772")
+    options = parse(
+        "-p", "7771", "--interface", "::1", "--listen", "unix:/tmp/x.sock", "--listen", "tcp:7772"
+    )
     assert options["listen"] == [
-        "tcp6:7771:interface=\\:\\:1", "unix:/tmp/x.sock", "tcp:7772:interface=127.0.0.1"
+        "tcp6:7771:interface=\\:\\:1",
+        "unix:/tmp/x.sock",
+        "tcp:7772:interface=127.0.0.1",
     ]
     # --listen alone replaces the default port.
     assert parse("--listen", "tcp:7772")["listen"] == ["tcp:7772:interface=127.0.0.1"]
     # Every interface only when asked for.
-    assert parse("--listen", "tcp:7772:interface=0.0.0.0")["listen"] == ["tcp:7772:interface=0.0.0.0"]
+    assert parse("--listen", "tcp:7772:interface=0.0.0.0")["listen"] == [
+        "tcp:7772:interface=0.0.0.0"
+    ]
     assert parse("--listen", "tcp6:7772")["listen"] == ["tcp6:7772:interface=\\:\\:1"]
     from txexecnet.tap import _loopbackUnlessSaid
 
@@ -127,8 +132,18 @@ def test_options_python_secret_and_limits(tmp_path):
     secret = tmp_path / "secret"
     secret.write_bytes(b"s3cret\n")
     secret.chmod(0o600)
-    options = parse("--python", sys.executable + " -X dev", "--secret-file", str(secret),
-                    "--max-connections", "3", "--idle-timeout", "2.5", "--memory-limit", "100")
+    options = parse(
+        "--python",
+        sys.executable + " -X dev",
+        "--secret-file",
+        str(secret),
+        "--max-connections",
+        "3",
+        "--idle-timeout",
+        "2.5",
+        "--memory-limit",
+        "100",
+    )
     assert options["python"] == [sys.executable, "-X", "dev"]
     assert options["secret"] == b"s3cret"
     limits = (options["max-connections"], options["idle-timeout"], options["memory-limit"])
@@ -207,7 +222,9 @@ def test_port_in_use_fails_at_start():
     try:
         proc = subprocess.run(
             [TWISTD, "-n", "--pidfile=", "execnet-server", "-p", str(taken.getsockname()[1])],
-            capture_output=True, text=True, timeout=WAIT,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
         )
     finally:
         taken.close()
@@ -486,7 +503,9 @@ sys.stdin.read()
 def test_dropped_client_kills_its_child_and_grandchildren(isolation_server):
     client = subprocess.Popen(
         [sys.executable, "-c", CLIENT_SCRIPT, str(isolation_server.port)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert select.select([client.stdout], [], [], WAIT)[0], "the client did not start"
@@ -499,8 +518,10 @@ def test_dropped_client_kills_its_child_and_grandchildren(isolation_server):
     wait_until(lambda: not alive(child), what="the child to be killed")
     wait_until(lambda: not alive(grandchild), what="the grandchild to be killed")
     # The daemon logs the death once it has reaped the child: wait for it.
-    wait_until(lambda: isolation_server.logged(rf"child {child} was killed by signal 9"),
-               what="the daemon to log the child's death")
+    wait_until(
+        lambda: isolation_server.logged(rf"child {child} was killed by signal 9"),
+        what="the daemon to log the child's death",
+    )
 
 
 @pytest_twisted.ensureDeferred
@@ -526,6 +547,10 @@ def test_child_program_is_valid_python():
     compile(source, "<child>", "exec")
     assert source.endswith(handshake.BOOTSTRAP_COMMAND)
     # A child whose server is gone before it starts does not run.
-    proc = subprocess.run([sys.executable, "-c", handshake.child_program(1)],
-                          input=b"'print(1)'\n", capture_output=True, timeout=WAIT)
+    proc = subprocess.run(
+        [sys.executable, "-c", handshake.child_program(1)],
+        input=b"'print(1)'\n",
+        capture_output=True,
+        timeout=WAIT,
+    )
     assert proc.returncode == 1 and proc.stdout == b""

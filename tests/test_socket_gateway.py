@@ -135,8 +135,7 @@ ch.send(1)
 print(ch.receive(timeout=10))
 gw.exit()
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "2\n"
 
@@ -165,8 +164,9 @@ def secret_server(tmp_path_factory, secret_file):
 @pytest_twisted.ensureDeferred
 async def test_right_secret(secret_server, secret_file):
     await run_code(await txexecnet.SocketGateway("127.0.0.1", secret_server.port, secret=SECRET))
-    await run_code(await txexecnet.SocketGateway("127.0.0.1", secret_server.port,
-                                                 secret=SECRET.decode()))
+    await run_code(
+        await txexecnet.SocketGateway("127.0.0.1", secret_server.port, secret=SECRET.decode())
+    )
     await run_code(await txexecnet.makegateway(secret_server.spec(f"//secret_file={secret_file}")))
     await secret_server.wait_for_log(r"c\d+: authenticated")
     assert "anyone who can connect" not in secret_server.log()
@@ -237,7 +237,9 @@ def test_handshake_functions_round_trip():
     assert handshake.parse_greeting(handshake.greeting(nonce)[:-1]) == (nonce, None)
     assert handshake.parse_greeting(handshake.greeting()[:-1]) == (None, None)
     assert handshake.parse_greeting(handshake.greeting(nonce, b"\xa7\r\r\n")[:-1]) == (
-        nonce, b"\xa7\r\r\n")
+        nonce,
+        b"\xa7\r\r\n",
+    )
     line, client_nonce = handshake.auth_response(SECRET, nonce)
     assert handshake.check_auth_response(SECRET, nonce, line[:-1]) == client_nonce
     assert SECRET not in line
@@ -266,9 +268,13 @@ def make_certificates(directory):
 
     def write(name, cert, key):
         (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (directory / f"{name}.key").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
+        (directory / f"{name}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
 
     def issue(name, issuer=None, ca=False, san=None):
         key = ec.generate_private_key(ec.SECP256R1())
@@ -291,8 +297,11 @@ def make_certificates(directory):
         return subject, key
 
     ca = issue("ca", ca=True)
-    issue("server", ca, san=[x509.DNSName("localhost"),
-                             x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    issue(
+        "server",
+        ca,
+        san=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
     issue("client", ca)
     stranger_ca = issue("stranger-ca", ca=True)
     issue("stranger", stranger_ca)
@@ -311,9 +320,15 @@ def tls_server(tmp_path_factory):
     certs = tmp_path_factory.mktemp("certs")
     make_certificates(certs)
     daemon = shared_daemon(
-        tmp_path_factory, "--tls", "tcp:0:interface=127.0.0.1",
-        "--certificate", str(certs / "server.pem"), "--private-key", str(certs / "server.key"),
-        "--client-ca", str(certs / "ca.pem"),
+        tmp_path_factory,
+        "--tls",
+        "tcp:0:interface=127.0.0.1",
+        "--certificate",
+        str(certs / "server.pem"),
+        "--private-key",
+        str(certs / "server.key"),
+        "--client-ca",
+        str(certs / "ca.pem"),
     )
     daemon.port = int(re.search(r"listening on tcp:127\.0\.0\.1:(\d+)", daemon.log()).group(1))
     daemon.certs = certs
@@ -333,7 +348,7 @@ def tls_spec(daemon, who=None):
 async def test_tls_with_a_client_certificate(tls_server):
     assert "anyone who can connect" not in tls_server.log()
     await run_code(await txexecnet.makegateway(tls_spec(tls_server, "client")))
-    await run_code(await txexecnet.SocketGateway(tls_spec(tls_server, "client")[len("socket="):]))
+    await run_code(await txexecnet.SocketGateway(tls_spec(tls_server, "client")[len("socket=") :]))
 
 
 @pyopenssl_objects
@@ -351,9 +366,12 @@ async def test_tls_without_an_accepted_certificate_is_refused(tls_server, who):
 async def test_tls_client_refuses_an_unknown_server(tls_server, tmp_path):
     (tmp_path / "empty-trust").mkdir()
     (tmp_path / "empty-trust" / "stranger.pem").write_bytes(
-        (tls_server.certs / "stranger-ca.pem").read_bytes())
-    spec = (f"socket=tls:127.0.0.1:{tls_server.port}:trustRoots={tmp_path / 'empty-trust'}"
-            f":certificate={tls_server.certs}/client.pem:privateKey={tls_server.certs}/client.key")
+        (tls_server.certs / "stranger-ca.pem").read_bytes()
+    )
+    spec = (
+        f"socket=tls:127.0.0.1:{tls_server.port}:trustRoots={tmp_path / 'empty-trust'}"
+        f":certificate={tls_server.certs}/client.pem:privateKey={tls_server.certs}/client.key"
+    )
     with pytest.raises(GatewayStartError):
         await txexecnet.makegateway(spec)
 
@@ -374,8 +392,12 @@ def test_script_source_is_shipped_with_the_package():
     assert socketserverSource() == open(handshake.__file__).read()
     assert handshake.BOOTSTRAP_COMMAND == bootstrap.BOOTSTRAP_COMMAND
     # Only the standard library: it runs with site-packages out of reach.
-    out = subprocess.run([sys.executable, "-I", "-S", handshake.__file__, "--help"],
-                         capture_output=True, text=True, timeout=WAIT)
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", handshake.__file__, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
     assert out.returncode == 0 and "stdlib only" in out.stdout
 
 
@@ -402,9 +424,22 @@ async def test_triangle():
 def standalone_server(secret_file):
     """The script run as a program, with a secret."""
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-S", handshake.__file__, "--secret-file", secret_file,
-         "--idle-timeout", "2", "--python", f"{sys.executable} -X utf8", "127.0.0.1:0"],
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0,
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            handshake.__file__,
+            "--secret-file",
+            secret_file,
+            "--idle-timeout",
+            "2",
+            "--python",
+            f"{sys.executable} -X utf8",
+            "127.0.0.1:0",
+        ],
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        bufsize=0,
     )
     output = [b""]
 
@@ -413,7 +448,7 @@ def standalone_server(secret_file):
         while True:
             match = re.search(pattern, output[0].decode())
             if match:
-                output[0] = output[0][match.end():]
+                output[0] = output[0][match.end() :]
                 return match
             ready = select.select([proc.stderr], [], [], WAIT)[0]
             assert ready, f"{pattern!r} not in {output[0]!r}"
@@ -463,8 +498,10 @@ BOOTSTRAP = sourceBootstrap({})
 
 @pytest.fixture(scope="module")
 def fuzz_servers(tmp_path_factory, secret_file):
-    daemons = [shared_daemon(tmp_path_factory, "--idle-timeout", "2"),
-               shared_daemon(tmp_path_factory, "--idle-timeout", "2", "--secret-file", secret_file)]
+    daemons = [
+        shared_daemon(tmp_path_factory, "--idle-timeout", "2"),
+        shared_daemon(tmp_path_factory, "--idle-timeout", "2", "--secret-file", secret_file),
+    ]
     yield daemons
     for daemon in daemons:
         daemon.stop()
@@ -480,8 +517,9 @@ def junk():
 
 @pytest_twisted.ensureDeferred
 async def test_fuzzed_handshake_leaves_the_daemon_serving(fuzz_servers):
-    @settings(max_examples=80, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(junk(), st.sampled_from([0, 1]))
     def send(data, which):
         daemon = fuzz_servers[which]

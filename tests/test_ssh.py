@@ -214,7 +214,9 @@ async def test_accept_new_host_key_writes_what_openssh_reads(sshd, tmp_path):
     # OpenSSH's own tools find the entry for the host and port...
     found = subprocess.run(
         ["ssh-keygen", "-F", f"[127.0.0.1]:{sshd.port}", "-f", path],
-        capture_output=True, text=True, timeout=T,
+        capture_output=True,
+        text=True,
+        timeout=T,
     )
     assert found.returncode == 0 and sshd.hostKey()[1] in found.stdout
     # ...and so do we, without being told to accept anything.
@@ -297,9 +299,7 @@ async def test_agent_authentication(sshd, tmp_path, monkeypatch):
         # agent holds the key.
         emptyConfig = tmp_path / "empty_config"
         emptyConfig.write_text("")
-        gw = await txexecnet.makegateway(
-            sshd.spec(ssh_identity=None, ssh_config=str(emptyConfig))
-        )
+        gw = await txexecnet.makegateway(sshd.spec(ssh_identity=None, ssh_config=str(emptyConfig)))
         await gw.exit()
     finally:
         agent.terminate()
@@ -401,8 +401,12 @@ async def test_different_host_key_policies_do_not_share(sshd, tmp_path):
 
     def start(knownHosts):
         transport = SshTransport(
-            sshd.destination(), identity=sshd.clientKey, knownHosts=knownHosts,
-            python=sshd.python, sshConfig=sshd.clientConfig, pool=pool,
+            sshd.destination(),
+            identity=sshd.clientKey,
+            knownHosts=knownHosts,
+            python=sshd.python,
+            sshConfig=sshd.clientConfig,
+            pool=pool,
         )
         return group.makegateway(transport.spec(), transport=transport)
 
@@ -587,7 +591,9 @@ def test_parse_destination_rejects(bad):
 
 
 def test_spec_keys():
-    spec = XSpec("ssh=a@b:3//ssh_identity=/k//ssh_known_hosts=/kh//ssh_accept_new//ssh_client=openssh")
+    spec = XSpec(
+        "ssh=a@b:3//ssh_identity=/k//ssh_known_hosts=/kh//ssh_accept_new//ssh_client=openssh"
+    )
     assert (spec.ssh, spec.ssh_identity, spec.ssh_known_hosts) == ("a@b:3", "/k", "/kh")
     assert spec.ssh_accept_new is True and spec.ssh_client == "openssh"
     with pytest.raises(ValueError):
@@ -599,8 +605,12 @@ def test_remote_command_is_quoted_for_the_login_shell():
     import shlex
 
     assert shlex.split(command) == [
-        "env", "PYTHONHASHSEED=0", "/opt/my python/bin/python3",
-        "-u", "-c", "import sys;exec(eval(sys.stdin.readline()))",
+        "env",
+        "PYTHONHASHSEED=0",
+        "/opt/my python/bin/python3",
+        "-u",
+        "-c",
+        "import sys;exec(eval(sys.stdin.readline()))",
     ]
     assert remoteCommand("~/venv/bin/python").startswith(b"~/venv/bin/python ")
 
@@ -697,8 +707,18 @@ def test_fingerprint_is_openssh_style(sshd):
 
 
 def test_host_key_algorithms_prefer_known_types():
-    supported = [b"ecdsa-sha2-nistp256", b"rsa-sha2-512", b"rsa-sha2-256", b"ssh-rsa", b"ssh-ed25519"]
+    supported = [
+        b"ecdsa-sha2-nistp256",
+        b"rsa-sha2-512",
+        b"rsa-sha2-256",
+        b"ssh-rsa",
+        b"ssh-ed25519",
+    ]
     assert hostKeyAlgorithms([], supported)[0] == b"ssh-ed25519"
-    assert hostKeyAlgorithms(["ssh-rsa"], supported)[:3] == [b"rsa-sha2-512", b"rsa-sha2-256", b"ssh-rsa"]
+    assert hostKeyAlgorithms(["ssh-rsa"], supported)[:3] == [
+        b"rsa-sha2-512",
+        b"rsa-sha2-256",
+        b"ssh-rsa",
+    ]
     assert hostKeyAlgorithms(["ecdsa-sha2-nistp256"], supported)[0] == b"ecdsa-sha2-nistp256"
     assert sorted(hostKeyAlgorithms(["ssh-ed25519"], supported)) == sorted(supported)

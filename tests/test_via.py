@@ -42,8 +42,12 @@ async def test_child_of_the_parent_gateway(group):
 @pytest_twisted.ensureDeferred
 async def test_env_and_dont_write_bytecode_apply_to_the_child(group, tmp_path):
     (tmp_path / "via_test_module.py").write_text("VALUE = 'via'\n")
-    child = await group.makegateway(f"popen//via=parent//env:PYTHONPATH={tmp_path}//dont_write_bytecode")
-    ch = child.remote_exec("import sys, via_test_module\nchannel.send((via_test_module.VALUE, sys.flags.dont_write_bytecode))")
+    child = await group.makegateway(
+        f"popen//via=parent//env:PYTHONPATH={tmp_path}//dont_write_bytecode"
+    )
+    ch = child.remote_exec(
+        "import sys, via_test_module\nchannel.send((via_test_module.VALUE, sys.flags.dont_write_bytecode))"
+    )
     assert await ch.receive(T) == ("via", 1)
 
 

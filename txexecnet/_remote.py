@@ -241,16 +241,23 @@ def loads(data, channel_factory=None):
         if not isinstance(data, (bytearray, memoryview)):
             raise LoadError("loads() takes bytes, not %s" % type(data).__name__)
         view = memoryview(data)
-        if (len(view) > 1024 and view[0] == T_BYTES
-                and _unpack_u32(view, 1)[0] == len(view) - 5):
+        if len(view) > 1024 and view[0] == T_BYTES and _unpack_u32(view, 1)[0] == len(view) - 5:
             return bytes(view[5:])  # a lone large bytes item: one copy only
         data = bytes(view)
     try:
         obj, pos = _load(data, 0, channel_factory, 0)
     except DataFormatError:
         raise
-    except (struct.error, IndexError, ValueError, TypeError, OverflowError,
-            UnicodeError, RecursionError, MemoryError) as e:
+    except (
+        struct.error,
+        IndexError,
+        ValueError,
+        TypeError,
+        OverflowError,
+        UnicodeError,
+        RecursionError,
+        MemoryError,
+    ) as e:
         raise LoadError("malformed serialized data: %s: %s" % (type(e).__name__, e))
     if pos != len(data):
         raise LoadError("malformed serialized data: %d trailing bytes" % (len(data) - pos))
@@ -424,10 +431,10 @@ class FrameBuffer(object):
         need = max(self._needed, self._filled + max(self._room, self._last_frame))
         if len(self._buffer) < need:
             grown = bytearray(need)
-            grown[:self._filled] = self._view[:self._filled]
+            grown[: self._filled] = self._view[: self._filled]
             self._set_buffer(grown)
         self._offered = len(self._buffer) - self._filled
-        return self._view[self._filled:]
+        return self._view[self._filled :]
 
     def filled(self, n):
         """
@@ -452,8 +459,10 @@ class FrameBuffer(object):
             msgtype, cid, length = HEADER.unpack_from(view, pos)
             if self._expect_first is not None:
                 if msgtype != self._expect_first:
-                    raise ProtocolError("expected a %s frame, got %r" % (
-                        MESSAGE_NAMES[self._expect_first].lower(), bytes(view[pos:pos + 80])))
+                    raise ProtocolError(
+                        "expected a %s frame, got %r"
+                        % (MESSAGE_NAMES[self._expect_first].lower(), bytes(view[pos : pos + 80]))
+                    )
                 self._expect_first = None
             if msgtype not in MESSAGE_NAMES or length > self._max_frame_size:
                 check_header(msgtype, length, self._max_frame_size)
@@ -642,7 +651,7 @@ class FileIO(object):
         if sent < total:
             rest = memoryview(b"".join(parts))[sent:]
             while rest:
-                rest = rest[os.write(fd, rest):]
+                rest = rest[os.write(fd, rest) :]
 
     def close(self):
         for fd in (self._rfd, self._wfd):
@@ -779,8 +788,10 @@ class RemoteGateway(object):
     def _log_exception(self, what, error):
         import traceback
 
-        sys.stderr.write("txexecnet remote: %s\n%s" % (what, "".join(
-            traceback.format_exception(type(error), error, error.__traceback__))))
+        sys.stderr.write(
+            "txexecnet remote: %s\n%s"
+            % (what, "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        )
         sys.stderr.flush()
 
     # reading
@@ -810,8 +821,11 @@ class RemoteGateway(object):
                         self._reader_idle = True
                         self._reader_wait.wait()
                         self._reader_idle = False
-                    elif self._reading or self._role_waiter or (
-                            not self._blocked and monotonic() - self._last_receive < READ_GRACE):
+                    elif (
+                        self._reading
+                        or self._role_waiter
+                        or (not self._blocked and monotonic() - self._last_receive < READ_GRACE)
+                    ):
                         # Timed, so that receivers reading in quick turns need
                         # not wake this thread each time they stop.
                         seen = self._reads
@@ -912,8 +926,9 @@ class RemoteGateway(object):
 
     def _start_exec(self, cid, payload):
         channel = self._get_channel(cid)
-        t = threading.Thread(target=self._execute, args=(channel, payload),
-                             name="txexecnet-exec-%d" % cid)
+        t = threading.Thread(
+            target=self._execute, args=(channel, payload), name="txexecnet-exec-%d" % cid
+        )
         t.daemon = True
         self._threads = [x for x in self._threads if x.is_alive()]
         self._threads.append(t)

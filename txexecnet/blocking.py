@@ -263,7 +263,9 @@ class Channel:
         """Close on both sides; with C{error}, the far side's receive raises it."""
         _call(self._channel.close, error)
 
-    def setcallback(self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED) -> None:
+    def setcallback(
+        self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED
+    ) -> None:
         """
         Call C{callback(item)} for each item, in the reactor thread, starting
         with those already received; C{callback(endmarker)} at close.

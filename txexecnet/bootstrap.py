@@ -18,7 +18,13 @@ from typing import Any
 
 from . import _remote
 
-__all__ = ["BOOTSTRAP_COMMAND", "remoteSource", "sourceBootstrap", "compiledBootstrap", "pythonArgs"]
+__all__ = [
+    "BOOTSTRAP_COMMAND",
+    "remoteSource",
+    "sourceBootstrap",
+    "compiledBootstrap",
+    "pythonArgs",
+]
 
 #: What the remote Python runs: read one line, evaluate it to source, run it.
 BOOTSTRAP_COMMAND = "import sys;exec(eval(sys.stdin.readline()))"

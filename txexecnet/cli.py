@@ -49,13 +49,23 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "exec", help="run code on a gateway; print what its channel sends, one item a line"
     )
-    run.add_argument("-g", "--gateway", default="popen", metavar="SPEC",
-                     help="gateway spec, as execnet writes it (default: popen)")
+    run.add_argument(
+        "-g",
+        "--gateway",
+        default="popen",
+        metavar="SPEC",
+        help="gateway spec, as execnet writes it (default: popen)",
+    )
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("-c", dest="code", metavar="CODE", help="the code to run remotely")
     source.add_argument("file", nargs="?", help="a file of code to run remotely ('-' for stdin)")
-    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                     help="fail if no item arrives for this long")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fail if no item arrives for this long",
+    )
     return parser
 
 

@@ -129,7 +129,9 @@ class Gateway:
         if self._connection is not None:
             self._kill()
         else:
-            self._failEverything(GatewayStartError(f"gateway {self.id} failed to start: {self._endReason}"))
+            self._failEverything(
+                GatewayStartError(f"gateway {self.id} failed to start: {self._endReason}")
+            )
 
     def _remoteConfig(self) -> dict[str, Any]:
         config: dict[str, Any] = {"env": dict(self.spec.env)}
@@ -397,10 +399,14 @@ def _sourceOf(
         if source.__name__ == "<lambda>":
             raise ValueError("remote_exec() needs a named function, not a lambda")
         if source.__closure__:
-            raise ValueError(f"function {source.__name__} is a closure; only plain functions can be sent")
+            raise ValueError(
+                f"function {source.__name__} is a closure; only plain functions can be sent"
+            )
         params = list(inspect.signature(source).parameters)
         if not params or params[0] != "channel":
-            raise ValueError(f"function {source.__name__} must take 'channel' as its first argument")
+            raise ValueError(
+                f"function {source.__name__} must take 'channel' as its first argument"
+            )
         code = textwrap.dedent(inspect.getsource(source))
         return code, f"<remote function {source.__name__}>", source.__name__
     if isinstance(source, types.ModuleType):

@@ -28,6 +28,7 @@ __all__ = ["FrameProtocol"]
 # are handed over as they are, so they are not copied once more.
 _JOIN_LIMIT = 16384
 
+
 @implementer(IPushProducer)
 class FrameProtocol(Protocol):
     """

@@ -376,7 +376,9 @@ class _Child(ProcessProtocol):
         @raise OSError: if it cannot be started.
         """
         socket = self._connection.transport
-        pipes = spawnWithPipes(reactor, self, args[0], args, None, _ToSocket(socket), self._stdoutEnded)
+        pipes = spawnWithPipes(
+            reactor, self, args[0], args, None, _ToSocket(socket), self._stdoutEnded
+        )
         self.pid = self.transport.pid
         self._pipes = pipes
         # Each side pauses the other when its own buffer fills up, so the

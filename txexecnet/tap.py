@@ -47,27 +47,74 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["port", "p", None, f"TCP port to listen on, on --interface (default {DEFAULT_PORT} "
-         "when no --listen or --tls is given; 0 picks a free port)", int],
-        ["interface", None, "127.0.0.1", "the address -p listens on; 0.0.0.0 or :: "
-         "exposes the server to the network"],
-        ["python", None, None, "the children's interpreter, e.g. 'python3.12' "
-         "(default: the one running twistd)"],
-        ["secret-file", None, None, "require clients to prove (HMAC-SHA256 "
-         "challenge-response) that they know the secret kept in this file"],
+        [
+            "port",
+            "p",
+            None,
+            f"TCP port to listen on, on --interface (default {DEFAULT_PORT} "
+            "when no --listen or --tls is given; 0 picks a free port)",
+            int,
+        ],
+        [
+            "interface",
+            None,
+            "127.0.0.1",
+            "the address -p listens on; 0.0.0.0 or :: exposes the server to the network",
+        ],
+        [
+            "python",
+            None,
+            None,
+            "the children's interpreter, e.g. 'python3.12' (default: the one running twistd)",
+        ],
+        [
+            "secret-file",
+            None,
+            None,
+            "require clients to prove (HMAC-SHA256 "
+            "challenge-response) that they know the secret kept in this file",
+        ],
         ["max-connections", None, 64, "refuse connections beyond this many", int],
-        ["idle-timeout", None, 30.0, "seconds a new connection may take to "
-         "authenticate and send its bootstrap", float],
-        ["max-frame-size", None, DEFAULT_MAX_FRAME_SIZE, "the largest frame (bytes) "
-         "a client may send", int],
-        ["memory-limit", None, 0, "cap each child's address space at this many "
-         "MiB (0: no cap)", int],
-        ["certificate", None, None, "PEM file with the server's certificate (and "
-         "chain) for --tls listeners"],
-        ["private-key", None, None, "PEM file with the certificate's private key "
-         "(default: the --certificate file)"],
-        ["client-ca", None, None, "PEM file of CA certificates: --tls clients must "
-         "present a certificate one of them signed"],
+        [
+            "idle-timeout",
+            None,
+            30.0,
+            "seconds a new connection may take to authenticate and send its bootstrap",
+            float,
+        ],
+        [
+            "max-frame-size",
+            None,
+            DEFAULT_MAX_FRAME_SIZE,
+            "the largest frame (bytes) a client may send",
+            int,
+        ],
+        [
+            "memory-limit",
+            None,
+            0,
+            "cap each child's address space at this many MiB (0: no cap)",
+            int,
+        ],
+        [
+            "certificate",
+            None,
+            None,
+            "PEM file with the server's certificate (and chain) for --tls listeners",
+        ],
+        [
+            "private-key",
+            None,
+            None,
+            "PEM file with the certificate's private key (default: the --certificate file)",
+        ],
+        [
+            "client-ca",
+            None,
+            None,
+            "PEM file of CA certificates: --tls clients must "
+            "present a certificate one of them signed",
+        ],
     ]
 
     compData = usage.Completions(
@@ -136,9 +183,7 @@ class Options(usage.Options):
         except (OSError, ValueError) as e:
             raise usage.UsageError(f"--secret-file: {e}")
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warn(
-                "secret file {path} can be read by other users (chmod 600 it)", path=path
-            )
+            log.warn("secret file {path} can be read by other users (chmod 600 it)", path=path)
         return secret
 
     def _tlsOptions(self) -> Any:

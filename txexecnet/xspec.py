@@ -29,8 +29,18 @@ OPTION_KEYS = {
 }
 
 _VALUED = {
-    "ssh", "socket", "python", "chdir", "nice", "id", "via", "ssh_client", "ssh_config",
-    "ssh_identity", "ssh_known_hosts", "secret_file",
+    "ssh",
+    "socket",
+    "python",
+    "chdir",
+    "nice",
+    "id",
+    "via",
+    "ssh_client",
+    "ssh_config",
+    "ssh_identity",
+    "ssh_known_hosts",
+    "secret_file",
 }
 _FLAGS = {"popen", "thread", "dont_write_bytecode", "ssh_accept_new"}
 

@@ -9,7 +9,14 @@ import importlib
 
 #: Metric modules, in the order their metrics appear in the table.
 MODULES = [
-    "start", "roundtrip", "throughput", "stream", "serializer", "channels", "concurrent", "ssh",
+    "start",
+    "roundtrip",
+    "throughput",
+    "stream",
+    "serializer",
+    "channels",
+    "concurrent",
+    "ssh",
     "server",
 ]
 

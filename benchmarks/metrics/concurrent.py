@@ -25,14 +25,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from ..common import (
-    ECHO_ONCE, Samples, bare_python, deferred, library_workloads, peak_rss_mb, spec_for,
-    thread_count, tx_group,
+    ECHO_ONCE,
+    Samples,
+    bare_python,
+    deferred,
+    library_workloads,
+    peak_rss_mb,
+    spec_for,
+    thread_count,
+    tx_group,
 )
 from ..registry import LOWER, RAW, Measure, Metric, register, repeat
 
 
 def _blocking(lib: Any, params: dict[str, Any]) -> Samples:
     """execnet or txexecnet.blocking: makegateway in N threads, then Group.terminate / terminate."""
+
     def start_one(index: int) -> Any:
         gw = lib.makegateway(f"{lib.spec(params)}//id=bench{index}")
         channel = gw.remote_exec(ECHO_ONCE)

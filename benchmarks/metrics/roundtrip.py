@@ -15,8 +15,16 @@ import subprocess
 from typing import Any
 
 from ..common import (
-    ECHO, Samples, bare_python, deferred, gateway, library_workloads, spec_for, timed,
-    timed_async, tx_gateway,
+    ECHO,
+    Samples,
+    bare_python,
+    deferred,
+    gateway,
+    library_workloads,
+    spec_for,
+    timed,
+    timed_async,
+    tx_gateway,
 )
 from ..registry import LOWER, RAW, Measure, Metric, register, repeat
 
@@ -68,7 +76,9 @@ async def run_deferred(reactor: Any, params: dict[str, Any]) -> Samples:
 def run_raw(params: dict[str, Any]) -> Samples:
     """Ping-pong 8 bytes through two pipes with a bare echoing child."""
     child = subprocess.Popen(
-        bare_python(params, "-c", _RAW_ECHO), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        bare_python(params, "-c", _RAW_ECHO),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     wfd, rfd = child.stdin.fileno(), child.stdout.fileno()
 

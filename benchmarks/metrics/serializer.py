@@ -20,14 +20,12 @@ def mixed_structure() -> dict[str, dict[str, list[Any]]]:
     for i in range(100):
         kind = i % 3
         values.append("value-%d" % i if kind == 0 else i * 7919 if kind == 1 else i / 7.0)
-    return {
-        "record-%d" % r: {"field-%d" % f: list(values) for f in range(10)}
-        for r in range(110)
-    }
+    return {"record-%d" % r: {"field-%d" % f: list(values) for f in range(10)} for r in range(110)}
 
 
-def _measure(dumps: Callable[[Any], bytes], loads: Callable[[bytes], Any],
-             count: int) -> dict[str, list[float]]:
+def _measure(
+    dumps: Callable[[Any], bytes], loads: Callable[[bytes], Any], count: int
+) -> dict[str, list[float]]:
     obj = mixed_structure()
     loads(dumps(obj))
     samples: dict[str, list[float]] = {"both": [], "dumps": [], "loads": []}

@@ -39,8 +39,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 from ..common import (
-    ECHO, STAT_PPID, Samples, deferred, gateway, gateway_starts, library_workloads, pids_where,
-    rss_mb, tx_gateway_starts, tx_group,
+    ECHO,
+    STAT_PPID,
+    Samples,
+    deferred,
+    gateway,
+    gateway_starts,
+    library_workloads,
+    pids_where,
+    rss_mb,
+    tx_gateway_starts,
+    tx_group,
 )
 from ..registry import HIGHER, LOWER, Measure, Metric, register, repeat
 
@@ -65,8 +74,16 @@ def _server_argv(library: str, params: dict[str, Any]) -> list[str]:
         script = os.path.join(os.path.dirname(execnet.script.__file__), "socketserver.py")
         return [sys.executable, "-u", script, "127.0.0.1:0"]
     twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-    return [twistd, "-n", "--pidfile=", "execnet-server", "-p", "0",
-            "--max-connections", str(params["clients"] + 16)]
+    return [
+        twistd,
+        "-n",
+        "--pidfile=",
+        "execnet-server",
+        "-p",
+        "0",
+        "--max-connections",
+        str(params["clients"] + 16),
+    ]
 
 
 def _settled_rss(pid: int) -> float:
@@ -88,8 +105,11 @@ def running_server(library: str, params: dict[str, Any]) -> Iterator[tuple[int, 
         log_path = os.path.join(directory, "server.log")
         with open(log_path, "wb") as log:
             server = subprocess.Popen(
-                _server_argv(library, params), cwd=directory, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT,
+                _server_argv(library, params),
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         try:
             deadline = time.monotonic() + WAIT
@@ -162,9 +182,7 @@ async def run_deferred(reactor: Any, params: dict[str, Any]) -> Samples:
             await gw.exit()
 
         start = time.perf_counter()
-        await gatherResults(
-            [Deferred.fromCoroutine(client(i)) for i in range(params["clients"])]
-        )
+        await gatherResults([Deferred.fromCoroutine(client(i)) for i in range(params["clients"])])
         samples["clients"] = [time.perf_counter() - start]
         samples["rss-clients"] = [_settled_rss(pid)]
     return samples

@@ -32,19 +32,35 @@ import contextlib
 from typing import Any, Iterator
 
 from ..common import (
-    Samples, deferred, gateway, gateway_starts, library_workloads, spec_for, tx_gateway,
+    Samples,
+    deferred,
+    gateway,
+    gateway_starts,
+    library_workloads,
+    spec_for,
+    tx_gateway,
     tx_gateway_starts,
 )
 from ..registry import (
-    HIGHER, LOWER, RAW, TX_OPENSSH, Measure, Metric, register, repeat,
+    HIGHER,
+    LOWER,
+    RAW,
+    TX_OPENSSH,
+    Measure,
+    Metric,
+    register,
+    repeat,
 )
 from ..sshd import running_sshd, unavailable
 from . import start, throughput
 
+
 def _params(quick: bool) -> dict[str, Any]:
     return {
-        "starts": 3 if quick else 7, "size": 1 << 20,
-        "count": 32 if quick else 64, "rounds": 1 if quick else 2,
+        "starts": 3 if quick else 7,
+        "size": 1 << 20,
+        "count": 32 if quick else 64,
+        "rounds": 1 if quick else 2,
     }
 
 
@@ -52,14 +68,18 @@ def _params(quick: bool) -> dict[str, Any]:
 def _sshd(quick: bool) -> Iterator[dict[str, Any]]:
     """Start sshd; yield each implementation's spec and the raw limit's ssh command."""
     with running_sshd() as server:
-        tx = (f"ssh={server.destination()}:{server.port}//python={server.python}"
-              f"//ssh_identity={server.key}//ssh_known_hosts={server.known_hosts}"
-              f"//ssh_config={server.config}")
-        ssh_options = " ".join(server.ssh_options()[2:])  # all but -F: execnet's ssh_config= adds it
+        tx = (
+            f"ssh={server.destination()}:{server.port}//python={server.python}"
+            f"//ssh_identity={server.key}//ssh_known_hosts={server.known_hosts}"
+            f"//ssh_config={server.config}"
+        )
+        ssh_options = " ".join(
+            server.ssh_options()[2:]
+        )  # all but -F: execnet's ssh_config= adds it
         yield {
             "specs": {
                 "execnet": f"ssh={ssh_options} {server.destination()}"
-                           f"//python={server.python}//ssh_config={server.config}",
+                f"//python={server.python}//ssh_config={server.config}",
                 "txexecnet": tx,
                 TX_OPENSSH: f"{tx}//ssh_client=openssh",
             },
@@ -70,8 +90,10 @@ def _sshd(quick: bool) -> Iterator[dict[str, Any]]:
 
 #: Throughput measures: key -> (item kind, direction).
 _TRANSFERS = {
-    "up": ("random", "up"), "down": ("random", "down"),
-    "up-x": ("bytes", "up"), "down-x": ("bytes", "down"),
+    "up": ("random", "up"),
+    "down": ("random", "down"),
+    "up-x": ("bytes", "up"),
+    "down-x": ("bytes", "down"),
 }
 
 
@@ -87,8 +109,9 @@ def _blocking(lib: Any, params: dict[str, Any]) -> Samples:
     with gateway(lib, spec) as gw:
         for key in _TRANSFERS:
             transfer = _transfer_params(params, key)
-            samples[key] = throughput.rates(
-                transfer, throughput.transfer_blocking(gw, transfer))["mbps"]
+            samples[key] = throughput.rates(transfer, throughput.transfer_blocking(gw, transfer))[
+                "mbps"
+            ]
     return samples
 
 
@@ -98,7 +121,8 @@ async def _deferred(reactor: Any, params: dict[str, Any], spec: str) -> Samples:
         for key in _TRANSFERS:
             transfer = _transfer_params(params, key)
             samples[key] = throughput.rates(
-                transfer, await throughput.transfer_deferred(gw, transfer))["mbps"]
+                transfer, await throughput.transfer_deferred(gw, transfer)
+            )["mbps"]
     return samples
 
 

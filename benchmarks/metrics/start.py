@@ -13,7 +13,13 @@ import subprocess
 from typing import Any
 
 from ..common import (
-    Samples, bare_python, deferred, gateway_starts, library_workloads, spec_for, timed,
+    Samples,
+    bare_python,
+    deferred,
+    gateway_starts,
+    library_workloads,
+    spec_for,
+    timed,
     tx_gateway_starts,
 )
 from ..registry import LOWER, RAW, Measure, Metric, register, repeat
@@ -31,7 +37,9 @@ def _blocking(lib: Any, params: dict[str, Any]) -> Samples:
 @deferred
 async def run_deferred(reactor: Any, params: dict[str, Any]) -> Samples:
     """txexecnet's Deferred API on the worker's reactor."""
-    return {"time": await tx_gateway_starts(reactor, spec_for("txexecnet", params), params["count"])}
+    return {
+        "time": await tx_gateway_starts(reactor, spec_for("txexecnet", params), params["count"])
+    }
 
 
 def run_raw(params: dict[str, Any]) -> Samples:

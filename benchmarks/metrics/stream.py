@@ -18,8 +18,12 @@ _DIRECTIONS = {"up": "local->remote", "down": "remote->local"}
 def _params_for(direction: str) -> Callable[[bool], dict[str, Any]]:
     def params(quick: bool) -> dict[str, Any]:
         return {
-            "spec": "popen", "direction": direction, "kind": "small", "size": 0,
-            "count": 30_000 if quick else 100_000, "rounds": 1 if quick else 2,
+            "spec": "popen",
+            "direction": direction,
+            "kind": "small",
+            "size": 0,
+            "count": 30_000 if quick else 100_000,
+            "rounds": 1 if quick else 2,
         }
 
     return params

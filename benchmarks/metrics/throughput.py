@@ -23,8 +23,16 @@ import time
 from typing import Any, Awaitable, Callable
 
 from ..common import (
-    SINK, SOURCE, Samples, bare_python, deferred, gateway, library_workloads, local_items,
-    spec_for, tx_gateway,
+    SINK,
+    SOURCE,
+    Samples,
+    bare_python,
+    deferred,
+    gateway,
+    library_workloads,
+    local_items,
+    spec_for,
+    tx_gateway,
 )
 from ..registry import HIGHER, RAW, Measure, Metric, register, repeat
 
@@ -78,8 +86,9 @@ def _timed_rounds(params: dict[str, Any], one_round: Callable[[int], float]) -> 
     return [one_round(count) for count in _round_counts(params)][1:]
 
 
-async def _timed_rounds_async(params: dict[str, Any],
-                              one_round: Callable[[int], Awaitable[float]]) -> list[float]:
+async def _timed_rounds_async(
+    params: dict[str, Any], one_round: Callable[[int], Awaitable[float]]
+) -> list[float]:
     return [await one_round(count) for count in _round_counts(params)][1:]
 
 
@@ -189,7 +198,8 @@ TRANSFER_WORKLOADS = library_workloads(_blocking, run_deferred)
 def _raw_child(params: dict[str, Any], source: str, *args: int) -> subprocess.Popen:
     return subprocess.Popen(
         bare_python(params, "-c", source, *map(str, args)),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
 
 
@@ -203,7 +213,7 @@ def _raw_up(params: dict[str, Any], count: int) -> float:
     for _ in range(count):
         view = memoryview(chunk)
         while view:
-            view = view[os.write(wfd, view):]
+            view = view[os.write(wfd, view) :]
     child.stdin.close()
     child.stdout.readline()  # the total, once the child has read everything
     seconds = time.perf_counter() - start
@@ -246,8 +256,12 @@ def _params_for(direction: str, size: int) -> Callable[[bool], dict[str, Any]]:
     def params(quick: bool) -> dict[str, Any]:
         total = (128 if quick else 256) << 20
         return {
-            "spec": "popen", "direction": direction, "kind": "bytes",
-            "size": size, "count": total // size, "rounds": 1 if quick else 2,
+            "spec": "popen",
+            "direction": direction,
+            "kind": "bytes",
+            "size": size,
+            "count": total // size,
+            "rounds": 1 if quick else 2,
         }
 
     return params

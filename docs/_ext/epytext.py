@@ -63,7 +63,9 @@ _DIRECTIVES = {
     "caution": "caution",
 }
 
-_FIELD_RE = re.compile(r"^(?P<indent>\s*)@(?P<tag>\w+)(?:[ \t]+(?P<arg>[^:]*?))?[ \t]*:(?:[ \t]+(?P<body>.*))?$")
+_FIELD_RE = re.compile(
+    r"^(?P<indent>\s*)@(?P<tag>\w+)(?:[ \t]+(?P<arg>[^:]*?))?[ \t]*:(?:[ \t]+(?P<body>.*))?$"
+)
 _MARKUP_START = re.compile(r"(?<![\w\\])([LCIBUMEXSG])\{")
 _LITERAL_CONSTANTS = {"None", "True", "False", "NotImplemented", "Ellipsis"}
 _ESCAPES = {"lb": "{", "rb": "}", "at": "@", "lt": "<", "gt": ">"}
@@ -352,7 +354,12 @@ def _sentinels(app: Any) -> dict[int, str]:
 
 
 def cleanSignature(
-    app: Any, what: str, name: str, obj: Any, options: Any, signature: str | None,
+    app: Any,
+    what: str,
+    name: str,
+    obj: Any,
+    options: Any,
+    signature: str | None,
     returnAnnotation: str | None,
 ) -> tuple[str | None, str | None] | None:
     """
@@ -406,9 +413,7 @@ class AutoInterface(SphinxDirective):
         iface = getattr(importlib.import_module(modname), attr)
         lines = [f".. py:class:: {attr}", f"   :module: {modname}", ""]
         lines.extend("   " + line for line in _docLines(iface.__doc__))
-        ordered = sorted(
-            iface.namesAndDescriptions(), key=lambda nd: getattr(nd[1], "order", 0)
-        )
+        ordered = sorted(iface.namesAndDescriptions(), key=lambda nd: getattr(nd[1], "order", 0))
         for member, description in ordered:
             lines.append("")
             if isinstance(description, Method):

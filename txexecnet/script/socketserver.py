@@ -117,14 +117,15 @@ def parse_greeting(line):
     parts = line.split(b" ")
     if parts[0] != MAGIC:
         if parts[0].startswith(b"TXEXECNET/"):
-            raise HandshakeError("the server speaks handshake version %r, not %r"
-                                 % (_text(parts[0]), _text(MAGIC)))
+            raise HandshakeError(
+                "the server speaks handshake version %r, not %r" % (_text(parts[0]), _text(MAGIC))
+            )
         raise HandshakeError("not a txexecnet server: it said %r" % (line[:80],))
     if len(parts) >= 2 and parts[1] == REFUSED:
         raise Refused(_text(b" ".join(parts[2:])))
     bytecode = None
     if parts[-1].startswith(b"bytecode="):
-        bytecode = _unhex(parts.pop()[len(b"bytecode="):], "bytecode magic", 4)
+        bytecode = _unhex(parts.pop()[len(b"bytecode=") :], "bytecode magic", 4)
     if len(parts) == 2 and parts[1] == AUTH_NONE:
         return None, bytecode
     if len(parts) == 3 and parts[1] == AUTH_HMAC:
@@ -227,8 +228,10 @@ def child_program(parent_pid, memory_limit=0):
     ]
     if memory_limit:
         size = int(memory_limit) * 1024 * 1024
-        lines += ["import resource",
-                  "resource.setrlimit(resource.RLIMIT_AS, (%d, %d))" % (size, size)]
+        lines += [
+            "import resource",
+            "resource.setrlimit(resource.RLIMIT_AS, (%d, %d))" % (size, size),
+        ]
     lines.append(BOOTSTRAP_COMMAND)
     return "\n".join(lines)
 
@@ -287,8 +290,7 @@ class Server(object):
     @param log: called with each log line.
     """
 
-    def __init__(self, sock, secret=None, python=None, idle_timeout=30.0,
-                 memory_limit=0, log=None):
+    def __init__(self, sock, secret=None, python=None, idle_timeout=30.0, memory_limit=0, log=None):
         self.sock = sock
         self.secret = secret
         self.python = list(python or [sys.executable])
@@ -316,8 +318,10 @@ class Server(object):
                     raise
                 self._counter += 1
                 thread = threading.Thread(
-                    target=self._handle, args=(conn, address, "c%d" % self._counter),
-                    name="txexecnet-socketserver-c%d" % self._counter)
+                    target=self._handle,
+                    args=(conn, address, "c%d" % self._counter),
+                    name="txexecnet-socketserver-c%d" % self._counter,
+                )
                 thread.daemon = True
                 thread.start()
         finally:
@@ -368,8 +372,9 @@ class Server(object):
         with self._lock:
             if self._stopping.is_set():
                 return
-            child = subprocess.Popen(args, stdin=conn.fileno(), stdout=conn.fileno(),
-                                     close_fds=True)
+            child = subprocess.Popen(
+                args, stdin=conn.fileno(), stdout=conn.fileno(), close_fds=True
+            )
             self._children.add(child)
         self.log("%s: child %d started" % (name, child.pid))
         # This thread must outlive the child: Linux delivers the parent-death
@@ -469,23 +474,39 @@ def main(argv=None):
     import argparse
     import shlex
 
-    parser = argparse.ArgumentParser(
-        description="Serve txexecnet socket gateways (stdlib only).")
-    parser.add_argument("address", nargs="?", default="127.0.0.1:7770",
-                        help="HOST:PORT to listen on (default 127.0.0.1:7770)")
-    parser.add_argument("--secret-file",
-                        help="require clients to prove they know this file's secret")
+    parser = argparse.ArgumentParser(description="Serve txexecnet socket gateways (stdlib only).")
+    parser.add_argument(
+        "address",
+        nargs="?",
+        default="127.0.0.1:7770",
+        help="HOST:PORT to listen on (default 127.0.0.1:7770)",
+    )
+    parser.add_argument(
+        "--secret-file", help="require clients to prove they know this file's secret"
+    )
     parser.add_argument("--python", help="the children's interpreter (default: this one)")
-    parser.add_argument("--idle-timeout", type=float, default=30.0,
-                        help="seconds a client may take to start (default 30)")
-    parser.add_argument("--memory-limit", type=int, default=0,
-                        help="cap each child's address space at this many MiB")
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a client may take to start (default 30)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=int,
+        default=0,
+        help="cap each child's address space at this many MiB",
+    )
     args = parser.parse_args(argv)
     address = args.address if ":" in args.address else "127.0.0.1:" + args.address
     secret = read_secret_file(args.secret_file) if args.secret_file else None
-    server = Server(bind_and_listen(address), secret=secret,
-                    python=shlex.split(args.python) if args.python else None,
-                    idle_timeout=args.idle_timeout, memory_limit=args.memory_limit)
+    server = Server(
+        bind_and_listen(address),
+        secret=secret,
+        python=shlex.split(args.python) if args.python else None,
+        idle_timeout=args.idle_timeout,
+        memory_limit=args.memory_limit,
+    )
     if secret is None:
         server.log("WARNING: no --secret-file: anyone who can connect can run code here")
     try:

@@ -78,7 +78,10 @@ def spawnWithPipes(
     pipes = PipeTransport(reactor, stdoutRead, stdinWrite, protocol, onReadEnd)
     try:
         reactor.spawnProcess(
-            processProtocol, executable, args, env=env,
+            processProtocol,
+            executable,
+            args,
+            env=env,
             childFDs={0: stdinRead, 1: stdoutWrite, 2: "r"},
         )
     except OSError:
@@ -263,7 +266,7 @@ class PipeTransport:
         done = 0
         while done < len(parts):
             try:
-                n = os.writev(self._writeFd, parts[done:done + _IOV_MAX])
+                n = os.writev(self._writeFd, parts[done : done + _IOV_MAX])
             except BlockingIOError:
                 break
             except OSError:

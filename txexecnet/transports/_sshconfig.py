@@ -60,9 +60,9 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
     A regular expression for an OpenSSH pattern: C{*} and C{?} are wild,
     everything else is literal (brackets too: C{[host]:port} is a name).
     """
-    return re.compile("".join(
-        ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern
-    ))
+    return re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    )
 
 
 def expandTokens(value: str, tokens: dict[str, str]) -> str:
@@ -192,4 +192,3 @@ def _readFile(path: str, lines: list[tuple[str, list[str], str]], depth: int) ->
         if not args:
             raise ValueError(f"{where}: {keyword!r} needs a value")
         lines.append((keyword, args, where))
-

@@ -86,7 +86,11 @@ class PopenTransport:
 
 
 def startChild(
-    reactor: Any, protocol: Any, gatewayId: str, executable: str, args: list[str],
+    reactor: Any,
+    protocol: Any,
+    gatewayId: str,
+    executable: str,
+    args: list[str],
     env: dict[str, str] | None = None,
 ) -> Deferred[IGatewayConnection]:
     """

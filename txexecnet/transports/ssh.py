@@ -195,7 +195,9 @@ class SshTarget:
             port = destPort
         if port is None and configPort:
             if not configPort.isdigit():
-                raise ValueError(f"ssh_config Port {configPort!r} for {self.alias!r} is not a number")
+                raise ValueError(
+                    f"ssh_config Port {configPort!r} for {self.alias!r} is not a number"
+                )
             port = int(configPort)
         self.port = port if port is not None else 22
         tokens["p"] = str(self.port)
@@ -241,8 +243,12 @@ class SshTarget:
             systemFiles: list[str] = []
         else:
             configured = _option(options, "userknownhostsfile", "")
-            userFiles = [expandTokens(f, tokens) for f in configured.split()] or list(DEFAULT_KNOWN_HOSTS)
-            systemFiles = _option(options, "globalknownhostsfile", "").split() or list(SYSTEM_KNOWN_HOSTS)
+            userFiles = [expandTokens(f, tokens) for f in configured.split()] or list(
+                DEFAULT_KNOWN_HOSTS
+            )
+            systemFiles = _option(options, "globalknownhostsfile", "").split() or list(
+                SYSTEM_KNOWN_HOSTS
+            )
         hashNames = _option(options, "hashknownhosts", "yes").lower() != "no"
         self.knownHosts = KnownHosts(userFiles, systemFiles, hashNames)
         alias = _option(options, "hostkeyalias", "")
@@ -330,11 +336,20 @@ class SshTransport:
         dontWriteBytecode: bool = False,
         pool: SshConnectionPool | None = None,
     ) -> None:
-        self.target = SshTarget(destination, port, identity, knownHosts, acceptNewHostKeys, sshConfig)
+        self.target = SshTarget(
+            destination, port, identity, knownHosts, acceptNewHostKeys, sshConfig
+        )
         self.command = remoteCommand(python, dontWriteBytecode)
         self.python = python
         self._specParts = _specParts(
-            destination, port, identity, knownHosts, acceptNewHostKeys, python, sshConfig, dontWriteBytecode
+            destination,
+            port,
+            identity,
+            knownHosts,
+            acceptNewHostKeys,
+            python,
+            sshConfig,
+            dontWriteBytecode,
         )
         self._password = password
         self._passphrase = passphrase
@@ -353,14 +368,18 @@ class SshTransport:
 
     def connect(self, reactor: Any, protocol: Any, gateway: Any) -> Deferred[IGatewayConnection]:
         try:
-            connection = self._pool.reserve(reactor, self._sharingKey(), lambda: self._connect(reactor))
+            connection = self._pool.reserve(
+                reactor, self._sharingKey(), lambda: self._connect(reactor)
+            )
         except GatewayStartError as e:
             return fail(_forGateway(e, gateway.id, self.target))
         opened: Deferred[IGatewayConnection] = Deferred()
 
         def ready(connection: SshConnection) -> Deferred[IGatewayConnection]:
             connection.openChannel(
-                _GatewaySession(self.command, protocol, gateway.id, reactor, opened, str(self.target))
+                _GatewaySession(
+                    self.command, protocol, gateway.id, reactor, opened, str(self.target)
+                )
             )
             return opened
 
@@ -389,7 +408,8 @@ class SshTransport:
     def _connect(self, reactor: Any) -> SshConnection:
         """Start a new SSH connection to our target."""
         credentials = _Credentials(
-            self.target, self._password.encode("utf-8") if self._password is not None else None,
+            self.target,
+            self._password.encode("utf-8") if self._password is not None else None,
             self._passphrase,
         )
         connection = SshConnection(self._pool, self.target)
@@ -649,7 +669,9 @@ class _ClientTransport(SSHClientTransport):
         except HostKeyError as e:
             self._error = e
         except OSError as e:
-            self._error = HostKeyError(f"cannot record the host key of {self._target.hostKeyName}: {e}")
+            self._error = HostKeyError(
+                f"cannot record the host key of {self._target.hostKeyName}: {e}"
+            )
         else:
             return succeed(True)
         # Conch quotes this failure to the server as the disconnect reason:
@@ -659,7 +681,9 @@ class _ClientTransport(SSHClientTransport):
     def connectionSecure(self) -> None:
         self._stage = "authentication"
         self._userauth = _UserAuth(self._target, self._credentials, self._connection)
-        self._userauth.prepare(self._reactor).addCallback(lambda _: self.requestService(self._userauth))
+        self._userauth.prepare(self._reactor).addCallback(
+            lambda _: self.requestService(self._userauth)
+        )
 
     def setService(self, service: Any) -> None:
         if service is self._connection:
@@ -688,8 +712,10 @@ class _ClientTransport(SSHClientTransport):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancelDeadline()
         self._connection.lostReason = Failure(
-            ConnectionLost(f"SSH connection to {_hostPort(self._target)} lost: "
-                           f"{reason.getErrorMessage() if reason else 'closed'}")
+            ConnectionLost(
+                f"SSH connection to {_hostPort(self._target)} lost: "
+                f"{reason.getErrorMessage() if reason else 'closed'}"
+            )
         )
         SSHClientTransport.connectionLost(self, reason)
         self._connection.startFailed(self._startError(reason))
@@ -756,7 +782,9 @@ class _FileIdentity(_Identity):
             try:
                 self._private = Key.fromFile(self._path, passphrase=passphrase)
             except EncryptedKeyError:
-                return fail(ValueError(f"{self._path} is accepted by the server but needs a passphrase"))
+                return fail(
+                    ValueError(f"{self._path} is accepted by the server but needs a passphrase")
+                )
             except (BadKeyError, OSError) as e:
                 return fail(ValueError(f"cannot load {self._path}: {e}"))
         return succeed(self._private.sign(data, signatureType=algorithm))
@@ -825,7 +853,9 @@ class _Credentials:
             return None
         return _FileIdentity(public, path, passphrase, private)
 
-    def agentIdentities(self, reactor: Any) -> Deferred[tuple[list[_Identity], SSHAgentClient | None]]:
+    def agentIdentities(
+        self, reactor: Any
+    ) -> Deferred[tuple[list[_Identity], SSHAgentClient | None]]:
         """The agent's keys (only those of our files if IdentitiesOnly)."""
         socketPath = self._target.agentSocket
         if socketPath is None:
@@ -847,7 +877,9 @@ class _Credentials:
                     public = Key.fromString(blob)
                 except BadKeyError:
                     continue
-                identities.append(_AgentIdentity(public, comment.decode("utf-8", "replace"), agentClient))
+                identities.append(
+                    _AgentIdentity(public, comment.decode("utf-8", "replace"), agentClient)
+                )
             return identities, agentClient
 
         def noAgent(f: Failure) -> tuple[list[_Identity], None]:
@@ -867,7 +899,9 @@ class _UserAuth(SSHUserAuthClient):
     it accepts that, as OpenSSH servers have required since 8.8.
     """
 
-    def __init__(self, target: SshTarget, credentials: _Credentials, connection: SshConnection) -> None:
+    def __init__(
+        self, target: SshTarget, credentials: _Credentials, connection: SshConnection
+    ) -> None:
         SSHUserAuthClient.__init__(self, target.user.encode("utf-8"), connection)
         self._target = target
         self._credentials = credentials
@@ -886,7 +920,9 @@ class _UserAuth(SSHUserAuthClient):
             agentIdentities, self._agent = result
             seen = {i.public.blob() for i in agentIdentities}
             self._identities.extend(agentIdentities)
-            self._identities.extend(f for f in self._credentials.files if f.public.blob() not in seen)
+            self._identities.extend(
+                f for f in self._credentials.files if f.public.blob() not in seen
+            )
 
         return self._credentials.agentIdentities(reactor).addCallback(gathered)
 
@@ -957,11 +993,15 @@ class _UserAuth(SSHUserAuthClient):
         self._tried.append("keyboard-interactive password")
         return SSHUserAuthClient.auth_keyboard_interactive(self)
 
-    def getGenericAnswers(self, name: bytes, instruction: bytes, prompts: list[tuple[bytes, int]]) -> Deferred[list[str]]:
+    def getGenericAnswers(
+        self, name: bytes, instruction: bytes, prompts: list[tuple[bytes, int]]
+    ) -> Deferred[list[str]]:
         password = self._credentials.password
         if password is not None and all(not echo for _, echo in prompts) and len(prompts) <= 1:
             return succeed([password.decode("utf-8")] * len(prompts))
-        return fail(ValueError(f"cannot answer keyboard-interactive prompts {[p for p, _ in prompts]}"))
+        return fail(
+            ValueError(f"cannot answer keyboard-interactive prompts {[p for p, _ in prompts]}")
+        )
 
     def describeFailure(self, serverSaid: str | None) -> str:
         """Why authentication failed, for an L{AuthenticationError}."""
@@ -1208,8 +1248,10 @@ class _GatewaySession(SSHChannel):
             self._killCall = self._reactor.callLater(KILL_GRACE, self._abandon)
 
     def _abandon(self) -> None:
-        log.warn("{where}: the server did not close a killed session; dropping the connection",
-                 where=self._where)
+        log.warn(
+            "{where}: the server did not close a killed session; dropping the connection",
+            where=self._where,
+        )
         self.conn.transport.transport.abortConnection()
 
     def stderrTail(self) -> str:
@@ -1230,8 +1272,11 @@ class _CommandSession(SSHChannel):
 
     def channelOpen(self, specificData: bytes) -> None:
         d = self.conn.sendRequest(self, b"exec", NS(self._command), wantReply=True)
-        d.addErrback(lambda f: log.debug("{command!r} not run: {why}", command=self._command,
-                                         why=f.getErrorMessage()))
+        d.addErrback(
+            lambda f: log.debug(
+                "{command!r} not run: {why}", command=self._command, why=f.getErrorMessage()
+            )
+        )
 
     def openFailed(self, reason: Any) -> None:
         log.debug("no channel for {command!r}: {why}", command=self._command, why=reason)

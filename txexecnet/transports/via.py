@@ -36,7 +36,10 @@ def _relay(channel, argv, env, stderr):
 
     try:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=dict(os.environ, **env),
         )
     except OSError as e:
@@ -115,7 +118,9 @@ class ViaTransport:
         import shlex
 
         if self.parent.isTerminated():
-            return fail(GatewayStartError(f"gateway {gateway.id}: via gateway {self.parent.id} is closed"))
+            return fail(
+                GatewayStartError(f"gateway {gateway.id}: via gateway {self.parent.id} is closed")
+            )
         argv = pythonArgs(shlex.split(self.python), self.dontWriteBytecode)
         stderr = self.parent.newchannel()
         channel = self.parent.remote_exec(_relay, argv=argv, env=self.env, stderr=stderr)
