@@ -25,6 +25,7 @@ SPEC_FACTORIES = {
     "thread": lambda request: "thread",
     "socket": lambda request: request.getfixturevalue("execnet_server").spec(),
     "ssh": lambda request: request.getfixturevalue("sshd").spec(),
+    "via": lambda request: f"popen//via={request.getfixturevalue('via_parent').id}",
 }
 
 
@@ -98,6 +99,16 @@ async def gw(gateway_spec):
     import txexecnet
 
     gateway = await txexecnet.makegateway(gateway_spec)
+    yield gateway
+    await gateway.exit(timeout=3)
+
+
+@pytest_twisted.async_yield_fixture()
+async def via_parent():
+    """A popen gateway in the default group, for via= gateways to start through."""
+    import txexecnet
+
+    gateway = await txexecnet.makegateway("popen//id=via-parent")
     yield gateway
     await gateway.exit(timeout=3)
 

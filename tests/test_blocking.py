@@ -166,7 +166,7 @@ def test_blocking_send_backpressure_delivers_everything(bgw):
         for _ in range(40):
             ch.send(chunk)
         # Never more than the send limit (plus one item) handed over unsent.
-        assert bgw._inflight <= blocking.SEND_BUFFER_LIMIT + len(chunk)
+        assert bgw._gateway.sendBacklog() <= blocking.SEND_BUFFER_LIMIT + len(chunk)
         ch.close()
         with pytest.raises(EOFError):
             while True:

@@ -11,7 +11,10 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
 
-from txexecnet.transports._pipes import _READS_PER_TURN, CORK_LIMIT, PipeTransport, makePipe
+from zope.interface import implementer
+
+from txexecnet.interfaces import IBufferedReceiver
+from txexecnet.transports._pipes import READS_PER_TURN, CORK_LIMIT, PipeTransport, makePipe
 
 
 class Collector:
@@ -100,6 +103,7 @@ async def test_closing_the_write_side_sends_gathered_writes_first(pipes):
     assert transport._writeFd == -1
 
 
+@implementer(IBufferedReceiver)
 class SmallRooms:
     """A protocol offering a read buffer of C{size} bytes at a time, as FrameProtocol does."""
 
@@ -119,12 +123,10 @@ def test_one_turn_reads_again_while_reads_fill_the_room():
     protocol = SmallRooms(1000)
     transport = PipeTransport(reactor, readEnd, os.dup(writeEnd), protocol, lambda: None)
     try:
-        data = os.urandom(1000 * (_READS_PER_TURN + 3) + 10)
+        data = os.urandom(1000 * (READS_PER_TURN + 3) + 10)
         os.write(writeEnd, data)
         transport.doRead()
-        assert protocol.reads == [
-            data[i : i + 1000] for i in range(0, 1000 * _READS_PER_TURN, 1000)
-        ]
+        assert protocol.reads == [data[i : i + 1000] for i in range(0, 1000 * READS_PER_TURN, 1000)]
         transport.doRead()
         transport.doRead()
         assert b"".join(protocol.reads) == data

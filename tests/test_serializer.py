@@ -187,5 +187,5 @@ def test_loads_rejects_non_bytes():
 
 
 def test_public_names():
-    assert txexecnet.dumps is not None and txexecnet.loads is not None
+    assert txexecnet.loads(txexecnet.dumps({"a": [1, (2.5, b"x")]})) == {"a": [1, (2.5, b"x")]}
     assert issubclass(LoadError, DataFormatError) and issubclass(DumpError, DataFormatError)

@@ -5,8 +5,10 @@ import signal
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer, reactor
 
 import txexecnet
+from conftest import sleep
 from txexecnet import GatewayClosed, GatewayStartError
 
 T = 10
@@ -85,3 +87,50 @@ async def test_missing_python_quotes_why(group):
 def test_unknown_via_id(group):
     with pytest.raises(ValueError, match="no gateway with that id"):
         group.makegateway("popen//via=nosuch")
+
+
+def rss_of(pid: int) -> int:
+    """The resident memory of process C{pid}, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+async def fired(d: defer.Deferred, seconds: float) -> bool:
+    """Whether C{d} fires within C{seconds} (it is not cancelled)."""
+    done = defer.Deferred()
+    d.addBoth(lambda result: done.called or done.callback(True) or result)
+    reactor.callLater(seconds, lambda: done.called or done.callback(False))
+    return await done
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stopped_child_holds_back_the_sender_not_the_parent_memory(group):
+    # The relay in the parent interpreter must not queue what the child
+    # cannot take yet: the sender waits, and the parent's memory stays flat.
+    child = await group.makegateway("popen//via=parent")
+    ch = child.remote_exec(
+        "total = 0\nfor x in iter(channel.receive, None):\n    total += len(x)\nchannel.send(total)"
+    )
+    parent = group["parent"].remoteinfo["pid"]
+    before = rss_of(parent)
+    os.kill(child.remoteinfo["pid"], signal.SIGSTOP)
+    chunk = b"x" * (1024 * 1024)
+    sent = 0
+    try:
+        while sent < 64:
+            sent += 1
+            if not await fired(ch.send(chunk), 0.5):
+                break
+        await sleep(0.5)  # time for the parent to read what it was sent
+        grown = rss_of(parent) - before
+    finally:
+        os.kill(child.remoteinfo["pid"], signal.SIGCONT)
+    assert grown < 16 * 1024 * 1024, f"the parent grew by {grown / 2**20:.1f} MiB"
+    assert sent < 32, "every send went through to a stopped child"
+    for _ in range(sent, 64):
+        await ch.send(chunk)
+    ch.send(None)
+    assert await ch.receive(T) == 64 * len(chunk)

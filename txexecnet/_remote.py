@@ -135,8 +135,9 @@ def dumps(obj, channel_id=None):
     """
     Serialize C{obj} to bytes.
 
-    @param channel_id: called with a channel object to get its id, so
-        channels can travel inside items; without it a channel is refused.
+    @param channel_id: called with an object of no other supported type,
+        to get its id if it is a channel (L{None} if not), so channels can
+        travel inside items; without it a channel is refused.
     @raise DumpError: for a type outside the supported set, or nesting
         deeper than L{MAX_DEPTH}.
     """
@@ -216,9 +217,11 @@ def _dump(obj, append, channel_id, depth):
     elif t is bytearray:
         append(_pack_len(T_BYTEARRAY, len(obj)))
         append(bytes(obj))
-    elif channel_id is not None and getattr(obj, "_txexecnet_channel", False):
-        append(_pack_len(T_CHANNEL, channel_id(obj)))
     else:
+        cid = None if channel_id is None else channel_id(obj)
+        if cid is not None:
+            append(_pack_len(T_CHANNEL, cid))
+            return
         raise DumpError(
             "cannot serialize an object of type %s.%s: only None, bool, int, "
             "float, complex, str, bytes, bytearray, list, tuple, dict, set, "
@@ -499,8 +502,6 @@ class Channel(object):
     block, as in execnet.
     """
 
-    _txexecnet_channel = True
-
     def __init__(self, gateway, id):
         self.gateway = gateway
         self.id = id
@@ -747,6 +748,8 @@ class RemoteGateway(object):
 
     # channels
     def _channel_id(self, channel):
+        if not isinstance(channel, Channel):
+            return None
         if channel.gateway is not self:
             raise DumpError("cannot send a channel that belongs to another gateway")
         return channel.id

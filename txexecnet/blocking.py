@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
+import weakref
 from typing import Any, Callable, Iterator
 
 from twisted.internet.threads import blockingCallFromThread
@@ -27,8 +28,12 @@ from twisted.python import threadable
 from . import channel as _channel
 from . import gateway as _gateway
 from . import group as _group
-from ._remote import CHANNEL_DATA, DEFAULT_MAX_FRAME_SIZE, NO_ENDMARKER_WANTED, dumps_parts
+from zope.interface import implementer
+
+from ._remote import DEFAULT_MAX_FRAME_SIZE, NO_ENDMARKER_WANTED
 from .errors import TimeoutError
+from .gateway import SEND_BUFFER_LIMIT
+from .interfaces import IProxy
 
 __all__ = [
     "Channel",
@@ -41,10 +46,6 @@ __all__ = [
     "ThreadGateway",
     "terminate",
 ]
-
-#: Bytes a sending thread may have handed over but not yet written before
-#: it waits: bounds memory when a thread sends faster than the pipe drains.
-SEND_BUFFER_LIMIT = 8 * 1024 * 1024
 
 
 class ReactorThreadError(RuntimeError):
@@ -123,9 +124,15 @@ class Gateway:
 
     def __init__(self, gateway: _gateway.Gateway) -> None:
         self._gateway = gateway
-        self._reactor = gateway._reactor
-        self._inflight = 0
-        self._sendable = threading.Condition()
+        self._channels: weakref.WeakValueDictionary[int, Channel] = weakref.WeakValueDictionary()
+        gateway.channelWrapper = self._wrap
+
+    def _wrap(self, channel: _channel.Channel) -> Channel:
+        """The blocking channel of C{channel}, made once.  Reactor thread."""
+        wrapped = self._channels.get(channel.id)
+        if wrapped is None or wrapped.wrapped is not channel:
+            wrapped = self._channels[channel.id] = Channel(self, channel)
+        return wrapped
 
     def __repr__(self) -> str:
         return f"<blocking {self._gateway!r}>"
@@ -145,14 +152,11 @@ class Gateway:
     def remote_exec(self, source: Any, **kwargs: Any) -> Channel:
         """Run C{source} remotely; see L{txexecnet.Gateway.remote_exec}."""
 
-        def start() -> Channel:
-            return Channel(self, self._gateway.remote_exec(source, **kwargs))
-
-        return _call(start)
+        return _call(lambda: self._wrap(self._gateway.remote_exec(source, **kwargs)))
 
     def newchannel(self) -> Channel:
         """A channel to send over another channel."""
-        return _call(lambda: Channel(self, self._gateway.newchannel()))
+        return _call(lambda: self._wrap(self._gateway.newchannel()))
 
     def exit(self, timeout: float = _gateway.DEFAULT_EXIT_TIMEOUT) -> None:
         """End the remote side (killing it after C{timeout} seconds) and wait."""
@@ -162,42 +166,18 @@ class Gateway:
         """Whether the remote side has ended."""
         return self._gateway.isTerminated()
 
-    # --- sending without a round trip to the reactor thread per item --------
 
-    def _send(self, msgtype: int, channelId: int, parts: list[bytes]) -> None:
-        size = self._gateway._frameSize(parts)
-        transport = self._gateway._protocol.transport
-        if getattr(transport, "threadSafeWrites", False):
-            # Written straight from this thread: no hop through the reactor.
-            transport.waitForRoom(SEND_BUFFER_LIMIT)
-            self._gateway._protocol.sendFrame(msgtype, channelId, parts, size)
-            return
-        with self._sendable:
-            while self._inflight > SEND_BUFFER_LIMIT and not self._gateway._terminated:
-                self._sendable.wait(0.1)
-            self._inflight += size
-        self._reactor.callFromThread(self._sendInReactor, msgtype, channelId, parts, size)
-
-    def _sendInReactor(self, msgtype: int, channelId: int, parts: list[bytes], size: int) -> None:
-        def sent(_: object) -> None:
-            with self._sendable:
-                self._inflight -= size
-                self._sendable.notify_all()
-
-        self._gateway._sendFrame(msgtype, channelId, parts).addBoth(sent)
-
-
+@implementer(IProxy)
 class Channel:
     """
     A channel with blocking methods, as in execnet: C{send}, C{receive},
     C{waitclose}, C{close}, C{isclosed}, C{setcallback}, and iteration.
     """
 
-    _txexecnet_channel = True
-
     def __init__(self, gateway: Gateway, channel: _channel.Channel) -> None:
         # Runs in the reactor thread, so no item can slip past the queue.
         self.gateway = gateway
+        self.wrapped = channel
         self._channel = channel
         self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._sink: Callable[[Any], None] = self._items.put
@@ -220,10 +200,7 @@ class Channel:
         Send C{item}.  Serializes here, so a bad type raises
         L{DataFormatError} at once; blocks only while too much is unsent.
         """
-        if self._channel.isclosed():
-            raise OSError(f"cannot send to {self!r}")
-        parts = dumps_parts(item, self.gateway._gateway._channelId)
-        self.gateway._send(CHANNEL_DATA, self._channel.id, parts)
+        self._channel.sendFromThread(item)
 
     def receive(self, timeout: float | None = None) -> Any:
         """
@@ -239,9 +216,7 @@ class Channel:
             raise TimeoutError(f"no item on channel {self.id} after {timeout} seconds")
         if item is _END:
             self._items.put(_END)
-            raise self._channel._endFailure().value
-        if self._channel.gateway._channelsInItems:
-            item = self._wrapChannels(item)
+            raise self._channel.endError()  # type: ignore[misc]
         return item
 
     def __iter__(self) -> Iterator[Any]:
@@ -291,16 +266,6 @@ class Channel:
             self._hasCallback = True
 
         _call(install)
-
-    def _wrapChannels(self, item: Any) -> Any:
-        t = type(item)
-        if t is _channel.Channel:
-            return _call(lambda: Channel(self.gateway, item))
-        if t in (list, tuple, set, frozenset):
-            return t(self._wrapChannels(x) for x in item)
-        if t is dict:
-            return {self._wrapChannels(k): self._wrapChannels(v) for k, v in item.items()}
-        return item
 
 
 def _start(start: Callable[..., Any], *args: Any, **kwargs: Any) -> Gateway:

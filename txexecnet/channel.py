@@ -5,10 +5,11 @@ The local end of a channel: the same verbs as execnet's, returning Deferreds.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ._remote import (
     CHANNEL_CLOSE,
@@ -19,13 +20,12 @@ from ._remote import (
     dumps,
     dumps_parts,
 )
-
-if TYPE_CHECKING:
-    from .gateway import Gateway
+from .interfaces import IChannelEnd, IChannelHost
 
 __all__ = ["Channel", "NO_ENDMARKER_WANTED"]
 
 
+@implementer(IChannelEnd)
 class Channel:
     """
     One end of a channel, living in the reactor thread.
@@ -35,13 +35,11 @@ class Channel:
     L{RemoteError} for a close with an error (a remote exception), and
     L{GatewayClosed} if the whole gateway went away.
 
-    @ivar gateway: the L{Gateway} this channel belongs to.
+    @ivar gateway: the gateway this channel belongs to (its L{IChannelHost}).
     @ivar id: the channel id, unique within its gateway.
     """
 
-    _txexecnet_channel = True
-
-    def __init__(self, gateway: Gateway, id: int) -> None:
+    def __init__(self, gateway: IChannelHost, id: int) -> None:
         self.gateway = gateway
         self.id = id
         self._items: deque[Any] = deque()
@@ -71,17 +69,36 @@ class Channel:
         fires when the transport can take more: a producer that waits on it
         cannot fill memory faster than the remote side reads.
 
+        @param item: what to send: None, bool, int, float, complex, str,
+            bytes, bytearray, list, tuple, dict, set, frozenset, channels of
+            this gateway, nested.
         @raise IOError: if the channel is closed.
         """
         if self.isclosed():
             raise OSError(f"cannot send to {self!r}")
-        return self.gateway._sendFrame(
-            CHANNEL_DATA, self.id, dumps_parts(item, self.gateway._channelId)
-        )
+        host = self.gateway
+        return host.sendFrame(CHANNEL_DATA, self.id, dumps_parts(item, host.channelIdOf))
+
+    def sendFromThread(self, item: Any) -> None:
+        """
+        Send C{item} from a thread other than the reactor's, without waiting
+        for the reactor: the item is serialized in the calling thread, and
+        written from it where the transport allows.  Returns once the item
+        is handed over; blocks while too much is handed over but unsent.
+
+        @param item: what to send, as for L{send}.
+        @raise IOError: if the channel is closed.
+        """
+        if self.isclosed():
+            raise OSError(f"cannot send to {self!r}")
+        host = self.gateway
+        host.sendFrameFromThread(CHANNEL_DATA, self.id, dumps_parts(item, host.channelIdOf))
 
     def receive(self, timeout: float | None = None) -> Deferred[Any]:
         """
         The next item from the other side.
+
+        Cancelling the Deferred gives up this wait only.
 
         @param timeout: seconds to wait before failing with
             L{txexecnet.TimeoutError}; L{None} waits for ever.
@@ -90,12 +107,12 @@ class Channel:
             return fail(OSError("cannot receive(): the channel has a callback"))
         if self._items:
             if self._waiters:
-                self._wakeWaiters()
+                self.wakeReceivers()
             if self._items:
                 return succeed(self._items.popleft())
         if self._receiveClosed:
             return fail(self._endFailure())
-        d: Deferred[Any] = Deferred(lambda d: self._waiters.remove(d))
+        d: Deferred[Any] = Deferred(self._waiters.remove)
         self._waiters.append(d)
         if timeout is not None:
             self._addTimeout(d, timeout, f"no item on channel {self.id}")
@@ -105,10 +122,13 @@ class Channel:
         """
         Fire when the other side has closed this channel (or this side did);
         fail with L{RemoteError} if it closed with an error.
+
+        @param timeout: seconds to wait before failing with
+            L{txexecnet.TimeoutError}; L{None} waits for ever.
         """
         if self._receiveClosed:
             return self._closeResult()
-        d: Deferred[None] = Deferred(lambda d: self._closeWaiters.remove(d))
+        d: Deferred[None] = Deferred(self._closeWaiters.remove)
         self._closeWaiters.append(d)
         if timeout is not None:
             self._addTimeout(d, timeout, f"channel {self.id} still open")
@@ -118,16 +138,19 @@ class Channel:
         """
         Close the channel on both sides.  A remote C{receive()} then raises
         C{EOFError}, or L{RemoteError} carrying C{error} if one is given.
+
+        @param error: the error text for the other side, or L{None}.
         """
         if self._closed:
             return
         self._closed = True
-        if not self.gateway._terminated:
+        host = self.gateway
+        if not host.isTerminated():
             if error is None:
-                self.gateway._sendFrame(CHANNEL_CLOSE, self.id, [])
+                host.sendFrame(CHANNEL_CLOSE, self.id, [])
             else:
-                self.gateway._sendFrame(CHANNEL_CLOSE_ERROR, self.id, [dumps(str(error))])
-        self._receiveEnded(None)
+                host.sendFrame(CHANNEL_CLOSE_ERROR, self.id, [dumps(str(error))])
+        self.receiveEnded(None)
 
     def setcallback(
         self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED
@@ -136,16 +159,31 @@ class Channel:
         Call C{callback(item)} for each item, starting with those already
         received; once the channel closes, C{callback(endmarker)} if an
         endmarker was given.  C{receive()} is refused afterwards.
+
+        @param callback: called in the reactor thread with each item.
+        @param endmarker: passed to C{callback} once the channel closes;
+            by default, nothing is.
         """
         if self._callback is not None:
             raise OSError("a callback is already set")
-        self._wakeWaiters()
+        self.wakeReceivers()
         self._callback = callback
         self._endmarker = endmarker
         while self._items:
             callback(self._items.popleft())
         if self._receiveClosed and endmarker is not NO_ENDMARKER_WANTED:
             callback(endmarker)
+
+    def endError(self) -> BaseException | None:
+        """
+        The exception C{receive()} raises once queued items are drained:
+        C{EOFError} after a plain close, L{RemoteError} after a remote
+        exception, L{GatewayClosed} when the gateway ended; L{None} while
+        the other side may still send.
+        """
+        if not self._receiveClosed:
+            return None
+        return self._endFailure().value
 
     def __aiter__(self) -> Channel:
         return self
@@ -156,9 +194,10 @@ class Channel:
         except EOFError:
             raise StopAsyncIteration
 
-    # --- called by the gateway ---------------------------------------------
+    # --- IChannelEnd: called by the gateway ---------------------------------
 
-    def _deliver(self, item: Any) -> None:
+    def itemReceived(self, item: Any) -> None:
+        """The other side sent C{item}."""
         if self._receiveClosed:
             return
         if self._callback is not None:
@@ -170,26 +209,26 @@ class Channel:
         # already queued, instead of each item waking a Deferred of its own.
         if self._waiters and not self._wakePending:
             self._wakePending = True
-            self.gateway._wakeAfterRead(self)
+            self.gateway.wakeAfterRead(self)
 
-    def _wakeWaiters(self) -> None:
+    def wakeReceivers(self) -> None:
         """Hand queued items to waiting receivers, oldest first."""
         self._wakePending = False
         items, waiters = self._items, self._waiters
         while items and waiters:
             waiters.popleft().callback(items.popleft())
 
-    def _receiveEnded(self, error: BaseException | None) -> None:
+    def receiveEnded(self, error: BaseException | None) -> None:
         """
         The other side will send no more: C{error} is None for a plain close,
         or the exception to raise once queued items are drained.
         """
         if self._receiveClosed:
             return
-        self._wakeWaiters()
+        self.wakeReceivers()
         self._receiveClosed = True
         self._endError = error
-        self.gateway._forgetChannel(self)
+        self.gateway.channelEnded(self)
         # The endmarker goes first, so code after a waitclose() has seen it.
         if self._callback is not None and self._endmarker is not NO_ENDMARKER_WANTED:
             self._callback(self._endmarker)
@@ -211,19 +250,9 @@ class Channel:
         return succeed(None)
 
     def _addTimeout(self, d: Deferred[Any], timeout: float, what: str) -> None:
-        timedOut = []
-
-        def onTimeout() -> None:
-            timedOut.append(True)
-            d.cancel()
-
-        call = self.gateway._reactor.callLater(timeout, onTimeout)
-
-        def finish(result: Any) -> Any:
-            if call.active():
-                call.cancel()
-            if timedOut and isinstance(result, Failure) and result.check(CancelledError):
+        def timedOut(result: Any, timeout: float) -> Any:
+            if isinstance(result, Failure) and result.check(CancelledError):
                 return Failure(TimeoutError(f"{what} after {timeout} seconds"))
             return result
 
-        d.addBoth(finish)
+        d.addTimeout(timeout, self.gateway.reactor, timedOut)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+import threading
 import types
 from typing import Any, Callable
 
@@ -13,6 +14,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone, ProcessDone, ProcessTerminated
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ._remote import (
     CHANNEL_CLOSE,
@@ -32,11 +34,18 @@ from ._remote import (
 )
 from .channel import Channel
 from .errors import GatewayClosed, GatewayStartError
-from .interfaces import IGatewayConnection, IGatewayTransport
+from .interfaces import (
+    IChannelHost,
+    IFrameReceiver,
+    IGatewayConnection,
+    IGatewayTransport,
+    IProxy,
+    IThreadSafeTransport,
+)
 from .protocol import FrameProtocol
 from .xspec import XSpec
 
-__all__ = ["Gateway", "DEFAULT_EXIT_TIMEOUT"]
+__all__ = ["Gateway", "DEFAULT_EXIT_TIMEOUT", "SEND_BUFFER_LIMIT", "START_TIMEOUT"]
 
 #: Seconds C{exit()} gives remote code to finish before the process is killed.
 DEFAULT_EXIT_TIMEOUT = 5.0
@@ -45,9 +54,15 @@ DEFAULT_EXIT_TIMEOUT = 5.0
 #: its process killed): a hung interpreter must not leave makegateway waiting.
 START_TIMEOUT = 60.0
 
+#: Bytes that threads sending with L{Channel.sendFromThread} may have handed
+#: over but not yet written before they wait: bounds memory when a thread
+#: sends faster than the transport drains.
+SEND_BUFFER_LIMIT = 8 * 1024 * 1024
+
 log = Logger(namespace="txexecnet.gateway")
 
 
+@implementer(IFrameReceiver, IChannelHost)
 class Gateway:
     """
     A connection to one remote Python interpreter.
@@ -55,10 +70,17 @@ class Gateway:
     Made by L{txexecnet.makegateway} (or L{PopenGateway} and friends), whose
     Deferred fires with the gateway once the remote side has said hello.
 
+    It is the L{IFrameReceiver} of its framing protocol and the
+    L{IChannelHost} of its channels; those methods are theirs to call.
+
     @ivar id: the gateway's name (C{id=} in the spec, else C{gw0}, C{gw1}...).
     @ivar spec: the L{XSpec} it was made from.
+    @ivar reactor: the reactor it runs on.
     @ivar remoteinfo: what the remote side said in its hello: C{pid},
         C{python} (version as a list), C{executable}, C{platform}, C{cwd}.
+    @ivar channelWrapper: L{None}, or a function applied to each channel
+        that arrives inside an item, whose result takes the channel's place
+        there (the blocking facade hands out its own channels this way).
     """
 
     def __init__(
@@ -67,12 +89,18 @@ class Gateway:
         reactor: Any = None,
         maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
+        """
+        @param spec: the spec the gateway is made from (its C{id} names it).
+        @param reactor: the reactor to run on (default: the global one).
+        @param maxFrameSize: the largest frame either side may send.
+        """
         if reactor is None:
             from twisted.internet import reactor  # type: ignore[no-redef]
-        self._reactor = reactor
+        self.reactor = reactor
         self.spec = spec
         self.id: str = spec.id or "gw?"
         self.remoteinfo: dict[str, Any] = {}
+        self.channelWrapper: Callable[[Channel], Any] | None = None
         self._maxFrameSize = maxFrameSize
         self._channels: dict[int, Channel] = {}
         self._nextId = 1
@@ -88,7 +116,9 @@ class Gateway:
         self._writable = True
         self._writableWaiters: list[Deferred[None]] = []
         self._toWake: list[Channel] = []
-        self._channelsInItems = False
+        self._threadSafeTransport: Any = None
+        self._backlog = 0
+        self._backlogShrunk = threading.Condition()
 
     def __repr__(self) -> str:
         state = "terminated" if self._terminated else "open"
@@ -96,8 +126,15 @@ class Gateway:
 
     # --- starting ----------------------------------------------------------
 
-    def _start(self, transport: IGatewayTransport) -> Deferred[Gateway]:
-        """Connect through C{transport}; fire with self once hello arrives."""
+    def start(self, transport: IGatewayTransport) -> Deferred[Gateway]:
+        """
+        Connect through C{transport}; fire with self once the remote side
+        has said hello (a L{Group} calls this).
+
+        @param transport: how to reach the remote interpreter.
+        @return: a Deferred firing with this gateway, or failing with
+            L{GatewayStartError} saying why not.
+        """
         protocol = FrameProtocol(
             self, transport.bootstrap(self._remoteConfig()), self._maxFrameSize
         )
@@ -112,8 +149,8 @@ class Gateway:
             if not self._terminated:
                 self._failEverything(f.value)
 
-        transport.connect(self._reactor, protocol, self).addCallbacks(connected, failed)
-        timeout = self._reactor.callLater(START_TIMEOUT, self._startTimedOut)
+        transport.connect(self.reactor, protocol, self).addCallbacks(connected, failed)
+        timeout = self.reactor.callLater(START_TIMEOUT, self._startTimedOut)
 
         def started(result: Any) -> Any:
             if timeout.active():
@@ -127,7 +164,7 @@ class Gateway:
             return
         self._endReason = f"no hello from the remote side within {START_TIMEOUT} seconds"
         if self._connection is not None:
-            self._kill()
+            self.kill()
         else:
             self._failEverything(
                 GatewayStartError(f"gateway {self.id} failed to start: {self._endReason}")
@@ -155,14 +192,15 @@ class Gateway:
         @param source: a source string; a function, whose source is sent and
             which is called as C{function(channel, **kwargs)}; or a module,
             whose source is sent.
+        @param kwargs: keyword arguments for a function (serializable items).
         @raise GatewayClosed: if the gateway has ended.
         """
         code, filename, callName = _sourceOf(source, kwargs)
         if self._terminated:
             raise GatewayClosed(f"gateway {self.id} is closed: {self._endReason}")
         channel = self.newchannel()
-        payload = dumps((code, filename, callName, kwargs), self._channelId)
-        self._sendFrame(CHANNEL_EXEC, channel.id, [payload])
+        payload = dumps((code, filename, callName, kwargs), self.channelIdOf)
+        self.sendFrame(CHANNEL_EXEC, channel.id, [payload])
         return channel
 
     def newchannel(self) -> Channel:
@@ -178,20 +216,30 @@ class Gateway:
     def exit(self, timeout: float = DEFAULT_EXIT_TIMEOUT) -> Deferred[None]:
         """
         Ask the remote side to finish, and fire once it has ended and (for a
-        process) been reaped.  Remote code still running after C{timeout}
-        seconds is killed.
+        process) been reaped.
+
+        @param timeout: seconds remote code may go on running before it is
+            killed.
         """
         if self._terminated:
             return succeed(None)
         if not self._exiting:
             self._exiting = True
             if self._connection is None or self._pending is not None:
-                self._kill()
+                self.kill()
             else:
-                self._sendFrame(GATEWAY_EXIT, 0, [])
+                self.sendFrame(GATEWAY_EXIT, 0, [])
                 self._connection.closeWrite()
-                self._killCall = self._reactor.callLater(timeout, self._kill)
+                self._killCall = self.reactor.callLater(timeout, self.kill)
         return self.whenTerminated()
+
+    def kill(self) -> None:
+        """
+        End the remote side now, without letting its code finish: the
+        process is killed, the connection dropped.
+        """
+        if self._connection is not None and not self._terminated:
+            self._connection.kill()
 
     def whenTerminated(self) -> Deferred[None]:
         """Fire once the remote side has ended, however it ended."""
@@ -205,39 +253,35 @@ class Gateway:
         """Whether the remote side has ended."""
         return self._terminated
 
-    # --- used by channels ---------------------------------------------------
+    def sendBacklog(self) -> int:
+        """
+        Bytes that other threads have sent (L{Channel.sendFromThread}) and
+        that wait for the reactor to write them: at most about
+        L{SEND_BUFFER_LIMIT}.
+        """
+        return self._backlog
 
-    def _channelId(self, channel: Any) -> int:
-        # A blocking-facade channel's gateway wraps this one.
-        owner = channel.gateway
-        if owner is not self and getattr(owner, "_gateway", None) is not self:
+    # --- IChannelHost -------------------------------------------------------
+
+    def channelIdOf(self, channel: Any) -> int | None:
+        """
+        The id of C{channel} for sending it inside an item, or L{None} for
+        an object that is not a channel.
+        """
+        if IProxy.providedBy(channel):
+            channel = channel.wrapped
+        if not isinstance(channel, Channel):
+            return None
+        if channel.gateway is not self:
             raise DumpError("cannot send a channel that belongs to another gateway")
         return channel.id
 
-    def _channelFromItem(self, channelId: int) -> Channel:
-        self._channelsInItems = True
-        return self._channelFor(channelId)
-
-    def _channelFor(self, channelId: int) -> Channel:
-        channel = self._channels.get(channelId)
-        if channel is None:
-            channel = self._channels[channelId] = Channel(self, channelId)
-        return channel
-
-    def _forgetChannel(self, channel: Channel) -> None:
+    def channelEnded(self, channel: Channel) -> None:
+        """C{channel} receives nothing more: forget it."""
         if self._channels.get(channel.id) is channel:
             del self._channels[channel.id]
 
-    def _frameSize(self, parts: list[bytes]) -> int:
-        """The payload size of a frame of C{parts}; L{DumpError} if too large."""
-        size = sum(map(len, parts))
-        if size > self._maxFrameSize:
-            raise DumpError(
-                f"item of {size} bytes exceeds the frame limit of {self._maxFrameSize} bytes"
-            )
-        return size
-
-    def _sendFrame(self, msgtype: int, channelId: int, parts: list[bytes]) -> Deferred[None]:
+    def sendFrame(self, msgtype: int, channelId: int, parts: list[bytes]) -> Deferred[None]:
         """
         Send a frame whose payload is C{parts} (see L{dumps_parts}); the
         Deferred fires when the transport can take more.
@@ -256,26 +300,77 @@ class Gateway:
         self._writableWaiters.append(d)
         return d
 
-    def _setWritable(self, writable: bool) -> None:
+    def sendFrameFromThread(self, msgtype: int, channelId: int, parts: list[bytes]) -> None:
+        """
+        L{sendFrame} from another thread: written from the calling thread
+        when the transport takes writes from any thread, else handed to the
+        reactor, waiting while more than L{SEND_BUFFER_LIMIT} bytes are.
+        """
+        size = self._frameSize(parts)
+        transport = self._threadSafeTransport
+        if transport is not None:
+            # Written straight from this thread: no hop through the reactor.
+            transport.waitForRoom(SEND_BUFFER_LIMIT)
+            assert self._protocol is not None
+            self._protocol.sendFrame(msgtype, channelId, parts, size)
+            return
+        with self._backlogShrunk:
+            while self._backlog > SEND_BUFFER_LIMIT and not self._terminated:
+                self._backlogShrunk.wait(0.1)
+            self._backlog += size
+        self.reactor.callFromThread(self._sendForThread, msgtype, channelId, parts, size)
+
+    def _sendForThread(self, msgtype: int, channelId: int, parts: list[bytes], size: int) -> None:
+        def sent(_: object) -> None:
+            with self._backlogShrunk:
+                self._backlog -= size
+                self._backlogShrunk.notify_all()
+
+        self.sendFrame(msgtype, channelId, parts).addBoth(sent)
+
+    def wakeAfterRead(self, channel: Channel) -> None:
+        """Wake C{channel}'s receivers once the current read is delivered."""
+        self._toWake.append(channel)
+
+    def _frameSize(self, parts: list[bytes]) -> int:
+        """The payload size of a frame of C{parts}; L{DumpError} if too large."""
+        size = sum(map(len, parts))
+        if size > self._maxFrameSize:
+            raise DumpError(
+                f"item of {size} bytes exceeds the frame limit of {self._maxFrameSize} bytes"
+            )
+        return size
+
+    def _channelFromItem(self, channelId: int) -> Any:
+        channel = self._channelFor(channelId)
+        wrap = self.channelWrapper
+        return channel if wrap is None else wrap(channel)
+
+    def _channelFor(self, channelId: int) -> Channel:
+        channel = self._channels.get(channelId)
+        if channel is None:
+            channel = self._channels[channelId] = Channel(self, channelId)
+        return channel
+
+    # --- IFrameReceiver -----------------------------------------------------
+
+    def writableChanged(self, writable: bool) -> None:
+        """The transport can take more, or is full."""
         self._writable = writable
         if writable:
             waiters, self._writableWaiters = self._writableWaiters, []
             for d in waiters:
                 d.callback(None)
 
-    # --- called by the framing protocol -------------------------------------
-
-    def _wakeAfterRead(self, channel: Channel) -> None:
-        self._toWake.append(channel)
-
-    def _readDelivered(self) -> None:
+    def readDelivered(self) -> None:
         """Every frame of one read is delivered: wake the receivers now."""
         if self._toWake:
             channels, self._toWake = self._toWake, []
             for channel in channels:
-                channel._wakeWaiters()
+                channel.wakeReceivers()
 
-    def _frameReceived(self, msgtype: int, channelId: int, payload: memoryview) -> None:
+    def frameReceived(self, msgtype: int, channelId: int, payload: memoryview) -> None:
+        """Act on one frame from the remote side."""
         if msgtype == CHANNEL_DATA:
             if channelId % 2 and channelId not in self._channels:
                 return  # a channel we have closed: late data is dropped
@@ -283,13 +378,13 @@ class Gateway:
             try:
                 item = loads(payload, self._channelFromItem)
             except LoadError as e:
-                channel._receiveEnded(e)
+                channel.receiveEnded(e)
                 return
-            channel._deliver(item)
+            channel.itemReceived(item)
         elif msgtype in (CHANNEL_CLOSE, CHANNEL_LAST_MESSAGE):
             channel = self._channels.get(channelId)
             if channel is not None:
-                channel._receiveEnded(None)
+                channel.receiveEnded(None)
         elif msgtype == CHANNEL_CLOSE_ERROR:
             channel = self._channels.get(channelId)
             if channel is not None:
@@ -297,51 +392,52 @@ class Gateway:
                     text = loads(payload)
                 except LoadError as e:
                     text = f"(undecodable error text: {e})"
-                channel._receiveEnded(RemoteError(str(text)))
+                channel.receiveEnded(RemoteError(str(text)))
         elif msgtype == HELLO:
             self._helloReceived(payload)
         elif msgtype == GATEWAY_EXIT:
             pass
         else:
-            self._protocolError(f"unexpected message type {msgtype} from the remote side")
+            self._brokenProtocol(f"unexpected message type {msgtype} from the remote side")
 
     def _helloReceived(self, payload: memoryview) -> None:
         if self._pending is None:
-            self._protocolError("a second hello frame")
+            self._brokenProtocol("a second hello frame")
             return
         try:
             info = loads(payload)
         except LoadError as e:
-            self._protocolError(f"bad hello frame: {e}")
+            self._brokenProtocol(f"bad hello frame: {e}")
             return
         if not isinstance(info, dict) or info.get("version") != PROTOCOL_VERSION:
-            self._protocolError(
-                f"remote protocol version {info.get('version') if isinstance(info, dict) else info!r}"
-                f" is not {PROTOCOL_VERSION}"
-            )
+            version = info.get("version") if isinstance(info, dict) else info
+            self._brokenProtocol(f"remote protocol version {version!r} is not {PROTOCOL_VERSION}")
             return
         self.remoteinfo = info
         pending, self._pending = self._pending, None
         assert self._protocol is not None
+        transport = self._protocol.transport
+        if IThreadSafeTransport.providedBy(transport):
+            self._threadSafeTransport = transport
         for frame in pending:
             self._protocol.sendFrame(*frame)
-        self._setWritable(self._writable)
+        self.writableChanged(self._writable)
         log.debug("{gateway} ready: {info}", gateway=self.id, info=info)
         self._ready.callback(self)
 
-    def _protocolError(self, why: str) -> None:
+    def _brokenProtocol(self, why: str) -> None:
+        assert self._protocol is not None
+        self._protocol.protocolError(why)
+
+    def protocolFailed(self, why: str) -> None:
+        """The remote side broke the protocol: drop it, failing every waiter."""
         log.error("{gateway}: protocol error: {why}", gateway=self.id, why=why)
         if self._endReason is None:
             self._endReason = f"protocol error: {why}"
-        if self._protocol is not None:
-            self._protocol._failed = True
-        self._kill()
+        self.kill()
 
-    def _kill(self) -> None:
-        if self._connection is not None and not self._terminated:
-            self._connection.kill()
-
-    def _connectionLost(self, reason: Failure) -> None:
+    def connectionEnded(self, reason: Failure) -> None:
+        """The connection is gone: fail whatever still waits on it."""
         if self._terminated:
             return
         self._terminated = True
@@ -366,9 +462,11 @@ class Gateway:
         if not self._ready.called:
             self._ready.errback(Failure(error))
         for channel in list(self._channels.values()):
-            channel._receiveEnded(error)
+            channel.receiveEnded(error)
         self._channels.clear()
-        self._setWritable(True)
+        self.writableChanged(True)
+        with self._backlogShrunk:
+            self._backlogShrunk.notify_all()
         waiters, self._terminatedWaiters = self._terminatedWaiters, []
         for d in waiters:
             d.callback(None)

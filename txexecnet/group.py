@@ -132,7 +132,7 @@ class Group:
         gateway = Gateway(xspec, self._reactor, maxFrameSize)
         self._gateways.append(gateway)
         gateway.whenTerminated().addCallback(lambda _: self._discard(gateway))
-        return gateway._start(transport)
+        return gateway.start(transport)
 
     def _viaTransport(self, spec: XSpec) -> IGatewayTransport:
         if spec.type != "popen":
@@ -152,7 +152,7 @@ class Group:
 
     def _killAll(self) -> None:
         for gw in list(self._gateways):
-            gw._kill()
+            gw.kill()
 
 
 #: The group that module-level L{makegateway} adds to.

@@ -1,14 +1,38 @@
 """
-The seam between gateways and the transports that carry their frames.
+The seams of txexecnet, declared.
 
-A transport (a child process, an SSH channel, a socket) only has to deliver
-bytes to a L{txexecnet.protocol.FrameProtocol} and say how to end the
-remote side; everything above it is shared.
+A gateway is built from parts that meet only here:
+
+  - a transport (L{IGatewayTransport}) starts the remote interpreter and
+    hands back an L{IGatewayConnection} to end it;
+  - whatever carries the bytes is the framing protocol's Twisted transport,
+    and must offer back-pressure (Twisted's C{IConsumer}); it may also offer
+    writes from any thread (L{IThreadSafeTransport});
+  - the framing protocol cuts the bytes into frames for its owner, an
+    L{IFrameReceiver}, and may be read into directly (L{IBufferedReceiver});
+  - channels talk to their gateway through an L{IChannelHost}, and the
+    gateway to them through L{IChannelEnd};
+  - objects that stand for a Twisted-API object (the blocking facade's
+    proxies) provide L{IProxy}.
+
+Everything is checked with C{providedBy} or C{verifyObject}, never by
+looking for attributes.
 """
+
+from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
-__all__ = ["IGatewayTransport", "IGatewayConnection"]
+__all__ = [
+    "IBufferedReceiver",
+    "IChannelEnd",
+    "IChannelHost",
+    "IFrameReceiver",
+    "IGatewayConnection",
+    "IGatewayTransport",
+    "IProxy",
+    "IThreadSafeTransport",
+]
 
 
 class IGatewayConnection(Interface):
@@ -45,7 +69,128 @@ class IGatewayTransport(Interface):
         """
         Start the remote side and connect C{protocol} to it.
 
+        @param reactor: the reactor to run on.
+        @param protocol: the framing protocol; its transport must provide
+            Twisted's C{IConsumer}, so that a full transport pauses senders.
+        @param gateway: the gateway being started (for its C{id}, in messages).
         @return: a Deferred firing with an L{IGatewayConnection} once the
             protocol is connected, or failing with a
             L{txexecnet.errors.GatewayStartError} subclass saying why not.
         """
+
+
+class IThreadSafeTransport(Interface):
+    """
+    A transport whose C{write} and C{writeSequence} may be called from any
+    thread, so that a thread sending through the blocking facade writes
+    without a hop through the reactor.
+    """
+
+    def write(data):
+        """Write C{data}, from any thread."""
+
+    def writeSequence(data):
+        """Write each of C{data} in turn, from any thread."""
+
+    def waitForRoom(limit):
+        """Block the calling (non-reactor) thread while more than C{limit} bytes are unsent."""
+
+
+class IBufferedReceiver(Interface):
+    """
+    A protocol that offers its receive buffer, so that a transport reads
+    straight into it and received bytes are copied once.
+    """
+
+    def getReadBuffer():
+        """A writable C{memoryview} to read into."""
+
+    def bufferFilled(n):
+        """C{n} bytes were read into the view L{getReadBuffer} gave."""
+
+
+class IFrameReceiver(Interface):
+    """The owner of a framing protocol: what the protocol tells it."""
+
+    def frameReceived(msgtype, channelId, payload):
+        """
+        One whole frame arrived.  C{payload} is a C{memoryview} valid only
+        during the call.
+        """
+
+    def readDelivered():
+        """Every frame of one read has been handed to L{frameReceived}."""
+
+    def protocolFailed(why):
+        """
+        The peer broke the protocol (C{why} says how): the protocol has
+        stopped reading, and the connection must be dropped.
+        """
+
+    def connectionEnded(reason):
+        """The connection is gone; C{reason} is a C{Failure} saying how."""
+
+    def writableChanged(writable):
+        """The transport can take more (C{True}) or is full (C{False})."""
+
+
+class IChannelHost(Interface):
+    """What a channel needs of its gateway, and all it uses."""
+
+    id = Attribute("The gateway's name, for messages.")
+    reactor = Attribute("The reactor the gateway runs on (its clock for timeouts).")
+
+    def sendFrame(msgtype, channelId, parts):
+        """
+        Send a frame whose payload is C{parts}, byte strings written one
+        after the other.
+
+        @return: a Deferred firing when the transport can take more.
+        @raise DumpError: if the frame is larger than the frame limit.
+        """
+
+    def sendFrameFromThread(msgtype, channelId, parts):
+        """
+        L{sendFrame} for a thread other than the reactor's: returns once the
+        frame is handed over, blocking while too much is handed over but
+        not yet written.
+        """
+
+    def channelIdOf(channel):
+        """
+        The id of C{channel} (one of this gateway's, or an L{IProxy} of
+        one), for sending it inside an item.
+
+        @raise DumpError: for a channel of another gateway.
+        """
+
+    def isTerminated():
+        """Whether the gateway has ended."""
+
+    def channelEnded(channel):
+        """C{channel} will receive nothing more: the gateway may forget it."""
+
+    def wakeAfterRead(channel):
+        """Call C{channel.wakeReceivers()} once the current read is delivered."""
+
+
+class IChannelEnd(Interface):
+    """What a gateway tells one of its channels."""
+
+    def itemReceived(item):
+        """The other side sent C{item}."""
+
+    def receiveEnded(error):
+        """
+        The other side will send no more: C{error} is L{None} for a plain
+        close, else the exception to raise once queued items are drained.
+        """
+
+    def wakeReceivers():
+        """Hand queued items to waiting receivers."""
+
+
+class IProxy(Interface):
+    """An object that stands for a Twisted-API object (see L{txexecnet.blocking})."""
+
+    wrapped = Attribute("The Twisted-API object it stands for.")

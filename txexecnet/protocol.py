@@ -3,24 +3,20 @@ The framing protocol: one L{IProtocol} that every transport (a child
 process's pipes, an SSH channel, a TCP or unix socket) feeds.
 
 It writes the bootstrap line, then cuts the incoming byte stream into frames
-and hands them to its L{Gateway}.  Anything malformed is a protocol error:
-the connection is dropped, the gateway fails every waiter, nothing from the
-bad frame is acted on.
+and hands them to its owner, an L{IFrameReceiver}.  Anything malformed is a
+protocol error: the owner is told, nothing from the bad frame is acted on,
+and nothing more is read.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._remote import HEADER, HELLO, FrameBuffer, ProtocolError
-
-if TYPE_CHECKING:
-    from .gateway import Gateway
+from .interfaces import IBufferedReceiver, IFrameReceiver
 
 __all__ = ["FrameProtocol"]
 
@@ -29,27 +25,28 @@ __all__ = ["FrameProtocol"]
 _JOIN_LIMIT = 16384
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IBufferedReceiver)
 class FrameProtocol(Protocol):
     """
     Frames in both directions for one gateway.
 
     It is also the push producer registered with its transport, so that a
-    full transport buffer pauses the gateway's senders.
+    full transport pauses the gateway's senders: a transport must provide
+    C{IConsumer}.
 
-    @ivar gateway: the L{Gateway} frames are delivered to.
+    @ivar receiver: the L{IFrameReceiver} frames are delivered to.
     """
 
-    def __init__(self, gateway: Gateway, bootstrap: bytes, maxFrameSize: int) -> None:
-        self.gateway = gateway
+    def __init__(self, receiver: IFrameReceiver, bootstrap: bytes, maxFrameSize: int) -> None:
+        self.receiver = receiver
         self._bootstrap = bootstrap
         self._frames = FrameBuffer(maxFrameSize, self._deliver, expect_first=HELLO)
         self._failed = False
 
     def connectionMade(self) -> None:
-        register = getattr(self.transport, "registerProducer", None)
-        if register is not None:
-            register(self, True)
+        # Without back-pressure a fast sender fills memory: every transport
+        # must take a producer (a TypeError names one that does not).
+        IConsumer(self.transport).registerProducer(self, True)
         # Written once and let go: a gateway keeping its copy of the runtime
         # (65 KB) is most of what many open gateways cost in memory.
         bootstrap, self._bootstrap = self._bootstrap, b""
@@ -88,31 +85,31 @@ class FrameProtocol(Protocol):
             self._frames.filled(n)
         except ProtocolError as e:
             self.protocolError(str(e))
-        self.gateway._readDelivered()
+        self.receiver.readDelivered()
 
     def _deliver(self, msgtype: int, channelId: int, payload: memoryview) -> bool:
-        self.gateway._frameReceived(msgtype, channelId, payload)
+        self.receiver.frameReceived(msgtype, channelId, payload)
         return self._failed
 
     def protocolError(self, why: str) -> None:
         """
-        The peer broke the protocol: stop reading, tell the gateway, and
-        drop the connection.
+        The peer broke the protocol (found here, or by the receiver in a
+        frame's contents): stop reading and tell the receiver, once.
         """
         if self._failed:
             return
         self._failed = True
-        self.gateway._protocolError(why)
+        self.receiver.protocolFailed(why)
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-        self.gateway._connectionLost(reason)
+        self.receiver.connectionEnded(reason)
 
     # IPushProducer: our transport's write buffer is full, or drained.
     def pauseProducing(self) -> None:
-        self.gateway._setWritable(False)
+        self.receiver.writableChanged(False)
 
     def resumeProducing(self) -> None:
-        self.gateway._setWritable(True)
+        self.receiver.writableChanged(True)
 
     def stopProducing(self) -> None:
-        self.gateway._setWritable(True)
+        self.receiver.writableChanged(True)

@@ -27,6 +27,7 @@ import sys
 from typing import Any, Callable
 
 from twisted.application.service import MultiService, Service
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.error import ProcessExitedAlready, ProcessTerminated
 from twisted.internet.interfaces import IPushProducer, IStreamServerEndpoint
@@ -39,6 +40,7 @@ from ._remote import DEFAULT_MAX_FRAME_SIZE, HEADER, HEADER_SIZE, ProtocolError,
 from .script import socketserver as handshake
 from .transports._pipes import PipeTransport, spawnWithPipes
 from .transports._stderr import StderrLog
+from .transports.socket import tcpTransportOf
 
 __all__ = [
     "ExecnetServerFactory",
@@ -146,10 +148,10 @@ class ExecnetServerProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.factory.connections.add(self)
-        for option in ("setTcpNoDelay", "setTcpKeepAlive"):
-            setter = getattr(self.transport, option, None)
-            if setter is not None:
-                setter(True)
+        tcp = tcpTransportOf(self.transport)
+        if tcp is not None:
+            tcp.setTcpNoDelay(True)
+            tcp.setTcpKeepAlive(True)
         if len(self.factory.connections) > self.factory.maxConnections:
             self._refuse(
                 f"too many connections ({self.factory.maxConnections} allowed)",
@@ -627,13 +629,12 @@ def _killGroup(pid: int) -> None:
 
 
 def _describeAddress(address: Any) -> str:
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        kind = getattr(address, "type", "TCP").lower()
-        return f"{kind}:[{host}]:{port}" if ":" in host else f"{kind}:{host}:{port}"
-    name = getattr(address, "name", None)
-    if name is not None:
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        kind = address.type.lower()
+        host = address.host
+        return f"{kind}:[{host}]:{address.port}" if ":" in host else f"{kind}:{host}:{address.port}"
+    if isinstance(address, UNIXAddress) and address.name is not None:
+        name = address.name
         return f"unix:{name.decode() if isinstance(name, bytes) else name}"
     return str(address)
 

@@ -16,13 +16,19 @@ import os
 import threading
 from typing import Any, Callable, Sequence
 
-from twisted.internet.address import _ProcessAddress
-from twisted.internet.interfaces import IConsumer, IReadDescriptor, ITransport, IWriteDescriptor
-from twisted.python import threadable
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IReadDescriptor,
+    ITransport,
+    IWriteDescriptor,
+)
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-__all__ = ["PipeTransport", "makePipe", "spawnWithPipes"]
+from ..interfaces import IBufferedReceiver, IThreadSafeTransport
+
+__all__ = ["PipeAddress", "PipeTransport", "makePipe", "spawnWithPipes", "READS_PER_TURN"]
 
 _F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1024 * 1024
@@ -31,7 +37,7 @@ _MAX_READ = 4 * 1024 * 1024
 #: Reads made in one reactor turn while each fills the room the protocol
 #: offers: the protocol offers about a frame (or 64 KiB) at a time, and a
 #: reactor turn per read would cost more than the reads.
-_READS_PER_TURN = 16
+READS_PER_TURN = 16
 
 #: Bytes of small writes made in one reactor turn that are gathered before
 #: they are written.
@@ -94,16 +100,22 @@ def spawnWithPipes(
     return pipes
 
 
-@implementer(ITransport, IConsumer, IReadDescriptor, IWriteDescriptor)
+@implementer(IAddress)
+class PipeAddress:
+    """The address of either end of a pipe: there is nothing to say."""
+
+    def __repr__(self) -> str:
+        return "<PipeAddress>"
+
+
+@implementer(ITransport, IConsumer, IThreadSafeTransport, IReadDescriptor, IWriteDescriptor)
 class PipeTransport:
     """
     The transport of a L{FrameProtocol}: reads C{readFd}, writes C{writeFd}.
+    C{write} and C{writeSequence} may be called from any thread.
 
-    @ivar threadSafeWrites: True: C{write} and C{writeSequence} may be called
-        from any thread.
+    It is made in the thread that runs C{reactor}.
     """
-
-    threadSafeWrites = True
 
     def __init__(
         self, reactor: Any, readFd: int, writeFd: int, protocol: Any, onReadEnd: Callable[[], None]
@@ -115,7 +127,10 @@ class PipeTransport:
         self._onReadEnd = onReadEnd
         self._readSize = _MIN_READ
         # Protocols that offer a buffer (FrameProtocol) are read into it.
-        self._readOnce = self._readInto if hasattr(protocol, "getReadBuffer") else self._readChunk
+        self._readOnce = (
+            self._readInto if IBufferedReceiver.providedBy(protocol) else self._readChunk
+        )
+        self._reactorThread = threading.get_ident()
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._buffer: list[Any] = []
@@ -173,7 +188,7 @@ class PipeTransport:
         room offered; return whether anything was read.
         """
         got = False
-        for _ in range(_READS_PER_TURN):
+        for _ in range(READS_PER_TURN):
             room = self.protocol.getReadBuffer()
             try:
                 n = os.readv(self._readFd, [room])
@@ -224,8 +239,7 @@ class PipeTransport:
         self.writeSequence((data,))
 
     def writeSequence(self, data: Sequence[bytes]) -> None:
-        # threadable.isInIOThread() costs several calls; this is per frame.
-        inReactor = threading.get_ident() == threadable.ioThread
+        inReactor = threading.get_ident() == self._reactorThread
         pause = flushNow = False
         with self._lock:
             if self._writeFd < 0 or self._closeWhenDrained:
@@ -349,7 +363,7 @@ class PipeTransport:
                 self._drained.wait(1.0)
 
     def _inReactor(self, f: Callable[..., Any], *args: Any) -> None:
-        if threadable.isInIOThread():
+        if threading.get_ident() == self._reactorThread:
             f(*args)
         else:
             self._reactor.callFromThread(f, *args)
@@ -387,11 +401,11 @@ class PipeTransport:
     def unregisterProducer(self) -> None:
         self._producer = None
 
-    def getPeer(self) -> _ProcessAddress:
-        return _ProcessAddress()
+    def getPeer(self) -> PipeAddress:
+        return PipeAddress()
 
-    def getHost(self) -> _ProcessAddress:
-        return _ProcessAddress()
+    def getHost(self) -> PipeAddress:
+        return PipeAddress()
 
 
 @implementer(IWriteDescriptor)

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.interfaces import IReadDescriptor
+from twisted.internet.interfaces import IReactorFDSet, IReadDescriptor
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -193,7 +193,7 @@ class _ExitWatcher:
     @classmethod
     def start(cls, reactor: Any, process: Any) -> _ExitWatcher | None:
         pidfd_open = getattr(os, "pidfd_open", None)
-        if pidfd_open is None or not hasattr(reactor, "addReader"):
+        if pidfd_open is None or not IReactorFDSet.providedBy(reactor):
             return None
         try:
             fd = pidfd_open(process.pid)

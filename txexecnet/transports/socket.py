@@ -26,22 +26,31 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError, DNSLookupError
+from twisted.internet.interfaces import IConsumer, ITCPTransport
 from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
 from ..bootstrap import compiledBootstrap, sourceBootstrap
 from ..errors import AuthenticationError, GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
 from ..script import socketserver as handshake
-from .thread import _SocketConnection
+from .thread import SocketConnection
 
-__all__ = ["SocketTransport", "parseHostPort", "DEFAULT_TIMEOUT"]
+__all__ = ["SocketTransport", "parseHostPort", "tcpTransportOf", "DEFAULT_TIMEOUT"]
 
 #: Seconds to connect and complete the handshake before giving up.
 DEFAULT_TIMEOUT = 30.0
 
 _HOST_PORT = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]/]+)):(?P<port>[0-9]+)$")
+
+
+def tcpTransportOf(transport: Any) -> ITCPTransport | None:
+    """The TCP connection under C{transport} (itself, or under its TLS), if it is one."""
+    if isinstance(transport, TLSMemoryBIOProtocol):
+        transport = transport.transport
+    return transport if ITCPTransport.providedBy(transport) else None
 
 
 def parseHostPort(address: str) -> tuple[str, int] | None:
@@ -130,7 +139,7 @@ class SocketTransport:
         return d
 
 
-class _ServerConnection(_SocketConnection):
+class _ServerConnection(SocketConnection):
     """
     Ends a socket gateway.  It never half-closes: the server takes a
     client's end of input for the client going away, and kills its child at
@@ -177,9 +186,11 @@ class _ClientHandshake(Protocol):
         self.opened: Deferred[IGatewayConnection] = Deferred()
 
     def connectionMade(self) -> None:
-        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
-        if setNoDelay is not None:
-            setNoDelay(True)
+        # A frame is often one short packet waiting for its answer: Nagle
+        # would hold it back.
+        tcp = tcpTransportOf(self.transport)
+        if tcp is not None:
+            tcp.setTcpNoDelay(True)
         self._timer = self._reactor.callLater(self._timeout, self._timedOut)
 
     def dataReceived(self, data: bytes) -> None:
@@ -251,6 +262,10 @@ class _ClientHandshake(Protocol):
             self.transport.write(compiledBootstrap(self._config))
         else:
             self.transport.write(sourceBootstrap(self._config))
+        if isinstance(self.transport, TLSMemoryBIOProtocol):
+            # Twisted's TLS transport takes producers (and passes the pauses
+            # on) without declaring it.
+            alsoProvides(self.transport, IConsumer)
         self._frames.makeConnection(self.transport)
         self.opened.callback(_ServerConnection(self))
         if rest:

@@ -377,9 +377,7 @@ class SshTransport:
 
         def ready(connection: SshConnection) -> Deferred[IGatewayConnection]:
             connection.openChannel(
-                _GatewaySession(
-                    self.command, protocol, gateway.id, reactor, opened, str(self.target)
-                )
+                _GatewaySession(self.command, protocol, gateway, reactor, opened, str(self.target))
             )
             return opened
 
@@ -1035,14 +1033,15 @@ class _GatewaySession(SSHChannel):
         self,
         command: bytes,
         frames: Any,
-        gatewayId: str,
+        gateway: Any,
         reactor: Any,
         opened: Deferred[IGatewayConnection],
         where: str,
     ) -> None:
         SSHChannel.__init__(self, localWindow=CHANNEL_WINDOW, localMaxPacket=CHANNEL_MAX_PACKET)
         self.frames = frames
-        self.stderr = StderrLog(gatewayId)
+        self.stderr = StderrLog(gateway.id)
+        self._gateway = gateway
         self._command = command
         self._reactor = reactor
         self._opened = opened
@@ -1240,7 +1239,7 @@ class _GatewaySession(SSHChannel):
         self._queue.clear()
         self._queued = 0
         self.conn.sendRequest(self, b"signal", NS(b"KILL"))
-        pid = self.frames.gateway.remoteinfo.get("pid")
+        pid = self._gateway.remoteinfo.get("pid")
         if self._end is None and isinstance(pid, int):
             self.conn.openChannel(_CommandSession(b"kill -KILL %d" % (pid,)))
         self.conn.sendClose(self)

@@ -18,7 +18,7 @@ from .. import _remote
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
 
-__all__ = ["ThreadTransport"]
+__all__ = ["ThreadTransport", "SocketConnection"]
 
 
 @implementer(IGatewayTransport)
@@ -54,11 +54,11 @@ class ThreadTransport:
             daemon=True,
         )
         thread.start()
-        return succeed(_SocketConnection(protocol))
+        return succeed(SocketConnection(protocol))
 
 
 @implementer(IGatewayConnection)
-class _SocketConnection:
+class SocketConnection:
     """Ends a socket-carried gateway by half-closing or aborting the socket."""
 
     def __init__(self, protocol: Any) -> None:

@@ -8,27 +8,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.address import _ProcessAddress
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost, ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import ITransport
+from twisted.internet.interfaces import IConsumer, IPushProducer, ITransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..bootstrap import pythonArgs, sourceBootstrap
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
+from ._pipes import PipeAddress
 from ._stderr import StderrLog
 
-__all__ = ["ViaTransport"]
+__all__ = ["ViaTransport", "HIGH_WATER", "LOW_WATER"]
+
+#: Bytes written to the relayed child but not yet taken by its stdin, above
+#: which the child gateway's senders are paused...
+HIGH_WATER = 4 * 1024 * 1024
+#: ...and below which they are resumed.
+LOW_WATER = 1024 * 1024
+#: The relay acknowledges what it has written to the child's stdin in steps
+#: of at least this many bytes (and L{LOW_WATER} is well above it, so what
+#: is never acknowledged never holds the senders back).
+_ACK_STEP = 65536
 
 
-def _relay(channel, argv, env, stderr):
+def _relay(channel, argv, env, stderr, ack_step):
     """
     Runs in the parent gateway's interpreter: start C{argv} with C{env} added
     to the environment, relay its stdout and stderr as bytes items, write
-    bytes items to its stdin (L{None} closes stdin), and report its exit as
-    C{("exit", returncode)}.
+    bytes items to its stdin (L{None} closes stdin), acknowledge what its
+    stdin has taken as C{("ack", nbytes)} every C{ack_step} bytes or more,
+    and report its exit as C{("exit", returncode)}.
     """
     import os
     import subprocess
@@ -63,6 +74,7 @@ def _relay(channel, argv, env, stderr):
         t.start()
 
     def feed():
+        written = 0
         try:
             for data in channel:
                 if data is None:
@@ -70,6 +82,10 @@ def _relay(channel, argv, env, stderr):
                 else:
                     proc.stdin.write(data)
                     proc.stdin.flush()
+                    written += len(data)
+                    if written >= ack_step:
+                        channel.send(("ack", written))
+                        written = 0
         except (OSError, ValueError):
             pass
         # The channel is closed: by this relay's end, or by a gateway that
@@ -123,15 +139,24 @@ class ViaTransport:
             )
         argv = pythonArgs(shlex.split(self.python), self.dontWriteBytecode)
         stderr = self.parent.newchannel()
-        channel = self.parent.remote_exec(_relay, argv=argv, env=self.env, stderr=stderr)
+        channel = self.parent.remote_exec(
+            _relay, argv=argv, env=self.env, stderr=stderr, ack_step=_ACK_STEP
+        )
         connection = _RelayedProcess(channel, stderr, protocol, gateway.id)
         protocol.makeConnection(connection)
         return succeed(connection)
 
 
-@implementer(ITransport, IGatewayConnection)
+@implementer(ITransport, IConsumer, IGatewayConnection)
 class _RelayedProcess:
-    """The relayed child's stdio as the framing protocol's transport."""
+    """
+    The relayed child's stdio as the framing protocol's transport.
+
+    Back-pressure runs end to end: the registered producer (the child
+    gateway's framing protocol) is paused while more than L{HIGH_WATER}
+    bytes are written but not acknowledged by the relay, or while the parent
+    gateway's own transport is full.
+    """
 
     _END = object()
 
@@ -142,16 +167,24 @@ class _RelayedProcess:
         self._stderr = StderrLog(gatewayId)
         self._exitCode: int | None = None
         self._lost = False
+        self._unacknowledged = 0
+        self._parentFull = False
+        self._producer: IPushProducer | None = None
+        self._producerPaused = False
         channel.setcallback(self._received, endmarker=self._END)
         stderr.setcallback(self._stderrReceived, endmarker=self._END)
 
     def _received(self, item: Any) -> None:
         if item is self._END:
-            if self._channel._endError is not None:  # the relay itself failed
-                self._stderr.received(f"relay failed: {self._channel._endError}\n".encode())
+            error = self._channel.endError()
+            if not isinstance(error, EOFError):  # the relay itself failed
+                self._stderr.received(f"relay failed: {error}\n".encode())
             self._connectionLost()
         elif isinstance(item, bytes):
             self._protocol.dataReceived(item)
+        elif isinstance(item, tuple) and item[0] == "ack":
+            self._unacknowledged -= item[1]
+            self._steerProducer()
         elif isinstance(item, tuple) and item[0] == "exit":
             self._exitCode = item[1]
 
@@ -174,10 +207,31 @@ class _RelayedProcess:
             reason = Failure(ConnectionLost(f"the relay through gateway {self._parentId} ended"))
         self._protocol.connectionLost(reason)
 
+    def _steerProducer(self) -> None:
+        if self._producer is None:
+            return
+        full = self._parentFull or self._unacknowledged > HIGH_WATER
+        if full and not self._producerPaused:
+            self._producerPaused = True
+            self._producer.pauseProducing()
+        elif self._producerPaused and not self._parentFull and self._unacknowledged < LOW_WATER:
+            self._producerPaused = False
+            self._producer.resumeProducing()
+
+    def _parentDrained(self, result: object) -> None:
+        self._parentFull = False
+        self._steerProducer()
+
     # ITransport
     def write(self, data: bytes) -> None:
-        if not self._channel.isclosed():
-            self._channel.send(bytes(data))
+        if self._channel.isclosed():
+            return
+        self._unacknowledged += len(data)
+        d = self._channel.send(bytes(data))
+        if not d.called:
+            self._parentFull = True
+            d.addBoth(self._parentDrained)
+        self._steerProducer()
 
     def writeSequence(self, data: Any) -> None:
         self.write(b"".join(data))
@@ -185,11 +239,22 @@ class _RelayedProcess:
     def loseConnection(self) -> None:
         self.kill()
 
-    def getPeer(self) -> _ProcessAddress:
-        return _ProcessAddress()
+    def getPeer(self) -> PipeAddress:
+        return PipeAddress()
 
-    def getHost(self) -> _ProcessAddress:
-        return _ProcessAddress()
+    def getHost(self) -> PipeAddress:
+        return PipeAddress()
+
+    # IConsumer
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        if not streaming:
+            raise ValueError("a relayed gateway takes push producers only")
+        self._producer = producer
+        self._producerPaused = False
+        self._steerProducer()
+
+    def unregisterProducer(self) -> None:
+        self._producer = None
 
     # IGatewayConnection
     def closeWrite(self) -> None:
