@@ -54,7 +54,7 @@ def test_parse_host_port():
 
 
 def test_socket_spec():
-    from txexecnet.group import socketSpec
+    from txexecnet.constructors import socketSpec
 
     assert socketSpec("127.0.0.1", 7770) == "socket=127.0.0.1:7770"
     assert socketSpec("::1", 7770) == "socket=[::1]:7770"
@@ -73,10 +73,10 @@ def test_bad_socket_specs():
         txexecnet.SocketGateway("127.0.0.1", 1, secret="a", secret_file="/b")
 
 
-@pytest_twisted.ensureDeferred
-async def test_bad_endpoint_string_fails_the_gateway():
-    with pytest.raises(GatewayStartError, match="bad endpoint"):
-        await txexecnet.makegateway("socket=nosuchtype:whatever")
+@pytest.mark.parametrize("address", ["nosuchtype:whatever", "nohostport", "127.0.0.1"])
+def test_a_malformed_address_is_a_value_error_before_anything_starts(address):
+    with pytest.raises(ValueError, match="write HOST:PORT"):
+        txexecnet.makegateway(f"socket={address}")
 
 
 @pytest_twisted.ensureDeferred

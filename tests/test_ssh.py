@@ -26,17 +26,18 @@ from twisted.logger import globalLogPublisher
 import txexecnet
 from txexecnet import AuthenticationError, GatewayClosed, GatewayStartError, HostKeyError, XSpec
 from txexecnet.group import Group
-from txexecnet.transports._knownhosts import KnownHosts, fingerprint, hostKeyAlgorithms
-from txexecnet.transports._sshconfig import SshConfig
 from txexecnet.transports.ssh import (
     HIGH_WATER,
     SshConnectionPool,
+    SshOptions,
     SshTarget,
     SshTransport,
     defaultPool,
     parseDestination,
     remoteCommand,
 )
+from txexecnet.transports.ssh.config import SshConfig
+from txexecnet.transports.ssh.knownhosts import KnownHosts, fingerprint, hostKeyAlgorithms
 
 from conftest import sleep
 from processes import alive
@@ -371,15 +372,15 @@ async def test_a_full_connection_makes_another(sshd):
     group = Group()
 
     def start():
-        transport = SshTransport(
+        options = SshOptions(
             sshd.destination(),
             identity=sshd.clientKey,
-            knownHosts=sshd.knownHosts,
+            known_hosts=sshd.knownHosts,
             python=sshd.python,
-            sshConfig=sshd.clientConfig,
-            pool=pool,
+            ssh_config=sshd.clientConfig,
         )
-        return group.makegateway(transport.spec(), transport=transport)
+        transport = SshTransport(options, pool=pool)
+        return group.makegateway(options.spec(), transport=transport)
 
     await defer.gatherResults([start() for _ in range(3)], consumeErrors=True)
     try:
@@ -400,15 +401,15 @@ async def test_different_host_key_policies_do_not_share(sshd, tmp_path):
     group = Group()
 
     def start(knownHosts):
-        transport = SshTransport(
+        options = SshOptions(
             sshd.destination(),
             identity=sshd.clientKey,
-            knownHosts=knownHosts,
+            known_hosts=knownHosts,
             python=sshd.python,
-            sshConfig=sshd.clientConfig,
-            pool=pool,
+            ssh_config=sshd.clientConfig,
         )
-        return group.makegateway(transport.spec(), transport=transport)
+        transport = SshTransport(options, pool=pool)
+        return group.makegateway(options.spec(), transport=transport)
 
     await defer.gatherResults([start(sshd.knownHosts), start(str(other))], consumeErrors=True)
     try:

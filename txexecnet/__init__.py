@@ -21,16 +21,9 @@ from .errors import (
     RemoteError,
     TimeoutError,
 )
+from .constructors import PopenGateway, SocketGateway, SshGateway, ThreadGateway, makegateway
 from .gateway import Gateway
-from .group import (
-    Group,
-    PopenGateway,
-    SocketGateway,
-    SshGateway,
-    ThreadGateway,
-    default_group,
-    makegateway,
-)
+from .group import Group, default_group
 from .xspec import XSpec
 
 __version__ = "0.1.0"

@@ -27,6 +27,7 @@ from twisted.python import threadable
 
 from . import channel as _channel
 from . import gateway as _gateway
+from . import constructors as _constructors
 from . import group as _group
 from zope.interface import implementer
 
@@ -295,37 +296,15 @@ def SocketGateway(
     at C{host:port} (or at the endpoint string C{host}, with no C{port}); see
     L{txexecnet.SocketGateway}.
     """
-    return _start(_group.SocketGateway, host, port, secret=secret, secret_file=secret_file)
+    return _start(_constructors.SocketGateway, host, port, secret=secret, secret_file=secret_file)
 
 
-def SshGateway(
-    destination: str,
-    port: int | None = None,
-    identity: str | None = None,
-    known_hosts: str | None = None,
-    password: str | None = None,
-    passphrase: str | None = None,
-    accept_new_host_keys: bool = False,
-    python: str = "python3",
-    ssh_config: str | None = None,
-) -> Gateway:
+def SshGateway(destination: str, **options: Any) -> Gateway:
     """
-    The seed's C{SshGateway}: C{python} on C{destination}
-    (C{[user@]host[:port]}), reached through Twisted Conch; the arguments
-    are those of L{txexecnet.SshGateway}.
+    C{python} on C{destination} (C{[user@]host[:port]}), reached through
+    Twisted Conch; the options are those of L{txexecnet.SshGateway}.
     """
-    return _start(
-        _group.SshGateway,
-        destination,
-        port=port,
-        identity=identity,
-        known_hosts=known_hosts,
-        password=password,
-        passphrase=passphrase,
-        accept_new_host_keys=accept_new_host_keys,
-        python=python,
-        ssh_config=ssh_config,
-    )
+    return _start(_constructors.SshGateway, destination, **options)
 
 
 def ThreadGateway() -> Gateway:

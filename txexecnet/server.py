@@ -29,18 +29,18 @@ from typing import Any, Callable
 from twisted.application.service import MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.error import ProcessExitedAlready, ProcessTerminated
+from twisted.internet.error import ProcessTerminated
 from twisted.internet.interfaces import IPushProducer, IStreamServerEndpoint
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._remote import DEFAULT_MAX_FRAME_SIZE, HEADER, HEADER_SIZE, ProtocolError, check_header
 from .script import socketserver as handshake
-from .transports._pipes import PipeTransport, spawnWithPipes
 from .transports._stderr import StderrLog
 from .transports.socket import tcpTransportOf
+from .transports.spawn import SpawnedProcess
 
 __all__ = [
     "ExecnetServerFactory",
@@ -257,7 +257,7 @@ class ExecnetServerProtocol(Protocol):
         )
         child.write(bootstrap)
 
-    def _childEnded(self, reason: Failure) -> None:
+    def childEnded(self, reason: Failure) -> None:
         """The child has exited and its output has all been forwarded."""
         log.info(
             "{connection}: child {pid} {how}; closing the connection",
@@ -347,7 +347,7 @@ class _Valve:
         pass
 
 
-class _Child(ProcessProtocol):
+class _Child:
     """
     The per-connection child.  Its stdin and stdout are pipes of our own
     (a L{PipeTransport}, which reads and writes them without the delays of
@@ -364,7 +364,7 @@ class _Child(ProcessProtocol):
     def __init__(self, connection: ExecnetServerProtocol) -> None:
         self._connection = connection
         self._stderr = StderrLog(connection.id)
-        self._pipes: PipeTransport | None = None
+        self._process: SpawnedProcess | None = None
         self._exitReason: Failure | None = None
         self._stdoutClosed = False
         self._ended = False
@@ -378,11 +378,19 @@ class _Child(ProcessProtocol):
         @raise OSError: if it cannot be started.
         """
         socket = self._connection.transport
-        pipes = spawnWithPipes(
-            reactor, self, args[0], args, None, _ToSocket(socket), self._stdoutEnded
+        process = SpawnedProcess(
+            reactor,
+            args[0],
+            args,
+            None,
+            _ToSocket(socket),
+            self._stdoutEnded,
+            self._stderr.received,
+            self._exited,
         )
-        self.pid = self.transport.pid
-        self._pipes = pipes
+        self.pid = process.pid
+        self._process = process
+        pipes = process.pipes
         # Each side pauses the other when its own buffer fills up, so the
         # server holds a bounded amount of a fast sender's data.
         socket.registerProducer(_Valve(pipes), True)
@@ -390,18 +398,15 @@ class _Child(ProcessProtocol):
         pipes.startReading()
 
     def write(self, data: bytes) -> None:
-        if not self._ended and self._pipes is not None:
-            self._pipes.write(data)
+        if not self._ended and self._process is not None:
+            self._process.pipes.write(data)
 
     def kill(self) -> None:
         """Kill the child and whatever else is in its process group."""
-        if self._ended or self.pid is None:
+        if self._ended or self._process is None:
             return
-        _killGroup(self.pid)
-        try:
-            self.transport.signalProcess("KILL")
-        except (ProcessExitedAlready, OSError):
-            pass
+        _killGroup(self._process.pid)
+        self._process.signal()
 
     def whenEnded(self) -> Deferred[None]:
         if self._ended:
@@ -410,14 +415,11 @@ class _Child(ProcessProtocol):
         self._endWaiters.append(d)
         return d
 
-    def errReceived(self, data: bytes) -> None:
-        self._stderr.received(data)
-
     def _stdoutEnded(self) -> None:
         self._stdoutClosed = True
         self._maybeEnded()
 
-    def processExited(self, reason: Failure) -> None:
+    def _exited(self, reason: Failure) -> None:
         self._exitReason = reason
         self._maybeEnded()
 
@@ -426,11 +428,10 @@ class _Child(ProcessProtocol):
             return
         self._ended = True
         self._stderr.flush()
-        assert self.pid is not None and self._pipes is not None
-        _killGroup(self.pid)
-        self._pipes.loseConnection()
-        self.transport.loseConnection()
-        self._connection._childEnded(self._exitReason)
+        assert self._process is not None
+        _killGroup(self._process.pid)
+        self._process.pipes.loseConnection()
+        self._connection.childEnded(self._exitReason)
         waiters, self._endWaiters = self._endWaiters, []
         for d in waiters:
             d.callback(None)

@@ -1,97 +1,45 @@
 """
 Gateway spec strings, as execnet writes them: C{key=value} parts joined by
 C{//}, e.g. C{popen//python=python3//chdir=/tmp//env:LANG=C//id=worker}.
+
+Which keys a spec may hold depends on its kind of gateway; the kinds and
+their keys are in L{txexecnet.transports.registry}.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["XSpec", "GATEWAY_TYPES", "OPTION_KEYS"]
+from .transports.registry import GatewayKind, kindFor, kinds, optionFor
 
-#: Keys that say which kind of gateway to make; a spec names exactly one.
-GATEWAY_TYPES = ("popen", "thread", "ssh", "socket")
-
-#: Every other key a spec may hold, with what it means (used in messages).
-OPTION_KEYS = {
-    "python": "the remote Python executable",
-    "chdir": "the remote working directory (created if missing)",
-    "nice": "the remote niceness increment (an integer)",
-    "id": "the gateway's name",
-    "via": "the id of a gateway to start this one through",
-    "dont_write_bytecode": "run the remote Python with -B",
-    "ssh_accept_new": "accept and remember an unknown SSH host key",
-    "ssh_client": "'openssh' to use the system ssh binary instead of Conch",
-    "ssh_config": "the ssh_config file to read host aliases from",
-    "ssh_identity": "the private key file to authenticate with over SSH",
-    "ssh_known_hosts": "the known_hosts file to check SSH host keys against",
-    "secret_file": "a file holding the socket server's shared secret",
-}
-
-_VALUED = {
-    "ssh",
-    "socket",
-    "python",
-    "chdir",
-    "nice",
-    "id",
-    "via",
-    "ssh_client",
-    "ssh_config",
-    "ssh_identity",
-    "ssh_known_hosts",
-    "secret_file",
-}
-_FLAGS = {"popen", "thread", "dont_write_bytecode", "ssh_accept_new"}
-
-#: Options that mean something for one kind of gateway only.
-_ONLY_FOR = {
-    "ssh_accept_new": "ssh",
-    "ssh_client": "ssh",
-    "ssh_config": "ssh",
-    "ssh_identity": "ssh",
-    "ssh_known_hosts": "ssh",
-    "secret_file": "socket",
-    "via": "popen",
-}
+__all__ = ["XSpec"]
 
 
 class XSpec:
     """
-    A parsed gateway spec.  Each known key is an attribute (L{None} when
-    absent, C{True} for a bare flag); C{env:NAME=VALUE} parts are collected
-    in L{env}.
+    A parsed gateway spec.  The kind's key and each option is an attribute
+    (C{True} for a bare flag; L{None} for an option of any kind the spec
+    does not hold); C{env:NAME=VALUE} parts are collected in L{env}.
 
-    @raise ValueError: naming the bad part, for an unknown or repeated key, a
-        missing or unexpected value, or not exactly one gateway type.
+    @ivar env: the C{env:} parts, name to value.
+    @ivar kind: the L{GatewayKind} the spec names.
     """
 
-    popen: Any = None
-    thread: Any = None
-    ssh: Any = None
-    socket: Any = None
-    python: Any = None
-    chdir: Any = None
-    nice: Any = None
-    id: Any = None
-    via: Any = None
-    dont_write_bytecode: Any = None
-    ssh_accept_new: Any = None
-    ssh_client: Any = None
-    ssh_config: Any = None
-    ssh_identity: Any = None
-    ssh_known_hosts: Any = None
-    secret_file: Any = None
-
     def __init__(self, string: str) -> None:
+        """
+        @param string: the spec string.
+        @raise ValueError: naming the bad part, for an unknown or repeated
+            key, a missing or unexpected value, a key the kind does not
+            take, or not exactly one kind of gateway.
+        """
         if not isinstance(string, str):
             raise TypeError(f"a gateway spec is a string, not {type(string).__name__}")
         self._spec = string
         self.env: dict[str, str] = {}
-        seen: set[str] = set()
+        where = f"in gateway spec {string!r}"
+        values: dict[str, str | bool] = {}
         for part in string.split("//"):
             key, sep, value = part.partition("=")
-            where = f"in gateway spec {string!r}"
             if not key:
                 raise ValueError(f"empty part {part!r} {where}")
             if key.startswith("env:"):
@@ -100,44 +48,69 @@ class XSpec:
                     raise ValueError(f"bad environment part {part!r} {where}: write env:NAME=VALUE")
                 self.env[name] = value
                 continue
-            if key in seen:
+            if key in values:
                 raise ValueError(f"key {key!r} given twice {where}")
-            seen.add(key)
-            if key in _FLAGS:
+            kind = kindFor(key)
+            option = optionFor(key)
+            if kind is None and option is None:
+                known = ", ".join(
+                    [k.prefix for k in kinds()]
+                    + sorted({o.name for k in kinds() for o in k.options})
+                    + ["env:NAME"]
+                )
+                raise ValueError(f"unknown key {key!r} {where}; known keys: {known}")
+            flag = kind.flag if kind is not None else option is not None and option.flag
+            if flag:
                 if sep:
                     raise ValueError(f"key {key!r} takes no value {where}, got {part!r}")
-                setattr(self, key, True)
-            elif key in _VALUED:
+                values[key] = True
+            else:
                 if not value:
                     raise ValueError(f"key {key!r} needs a value {where}, e.g. {key}=...")
-                setattr(self, key, value)
-            else:
-                known = ", ".join(GATEWAY_TYPES + tuple(OPTION_KEYS) + ("env:NAME",))
-                raise ValueError(f"unknown key {key!r} {where}; known keys: {known}")
-        types = [t for t in GATEWAY_TYPES if t in seen]
-        if len(types) != 1:
+                if option is not None and option.check is not None:
+                    try:
+                        option.check(value)
+                    except ValueError as e:
+                        raise ValueError(f"{key}={value!r} {where} {e}") from None
+                values[key] = value
+        named = [key for key in values if kindFor(key) is not None]
+        if len(named) != 1:
+            every = ", ".join(k.prefix for k in kinds())
             raise ValueError(
-                f"gateway spec {string!r} must name exactly one of "
-                f"{', '.join(GATEWAY_TYPES)}, it names {len(types) and ', '.join(types) or 'none'}"
+                f"gateway spec {string!r} must name exactly one of {every}, "
+                f"it names {', '.join(named) or 'none'}"
             )
-        if self.nice is not None:
-            try:
-                int(self.nice)
-            except ValueError:
-                raise ValueError(f"nice={self.nice!r} in gateway spec {string!r} is not an integer")
-        for key, only in _ONLY_FOR.items():
-            if key in seen and self.type != only:
-                raise ValueError(f"{key} only applies to {only} gateways, not in {string!r}")
-        if self.python is not None and self.type in ("thread", "socket"):
-            raise ValueError(f"python= cannot be used with a {self.type} gateway ({string!r})")
+        kind = kindFor(named[0])
+        assert kind is not None
+        self.kind: GatewayKind = kind
+        for key in values:
+            if key != kind.prefix and not kind.accepts(key):
+                raise ValueError(self._refusal(kind, key, string))
+        if self.env and not kind.env:
+            raise ValueError(self._refusal(kind, "env:", string))
+        self.__dict__.update(values)
+
+    @staticmethod
+    def _refusal(kind: GatewayKind, key: str, string: str) -> str:
+        message = f"{key} cannot be used with a {kind.prefix} gateway"
+        reason = kind.refusals.get(key)
+        if reason:
+            message += f": {reason}"
+        takers = [k.prefix for k in kinds() if k.accepts(key)]
+        if takers and len(takers) < len(kinds()) - 1:
+            message += f"; it only applies to {', '.join(takers)} gateways"
+        return f"{message} ({string!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        # Keys of any kind that this spec does not hold read as None.
+        if not name.startswith("_") and (kindFor(name) is not None or optionFor(name) is not None):
+            return None
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def type(self) -> str:
-        """Which kind of gateway: C{popen}, C{thread}, C{ssh} or C{socket}."""
-        for t in GATEWAY_TYPES:
-            if getattr(self, t):
-                return t
-        raise AssertionError("unreachable: checked in __init__")
+        """Which kind of gateway: C{popen}, C{thread}, C{ssh}, C{socket}..."""
+        return self.kind.prefix
 
     def __str__(self) -> str:
         return self._spec

@@ -28,7 +28,7 @@ from zope.interface import implementer
 
 from ..interfaces import IBufferedReceiver, IThreadSafeTransport
 
-__all__ = ["PipeAddress", "PipeTransport", "makePipe", "spawnWithPipes", "READS_PER_TURN"]
+__all__ = ["PipeAddress", "PipeTransport", "makePipe", "READS_PER_TURN"]
 
 _F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1024 * 1024
@@ -61,43 +61,6 @@ def makePipe() -> tuple[int, int]:
     except (ImportError, OSError):
         pass  # a smaller pipe only costs speed
     return r, w
-
-
-def spawnWithPipes(
-    reactor: Any,
-    processProtocol: Any,
-    executable: str,
-    args: list[str],
-    env: dict[str, str] | None,
-    protocol: Any,
-    onReadEnd: Callable[[], None],
-) -> PipeTransport:
-    """
-    Spawn a process whose stdin and stdout are pipes of a new
-    L{PipeTransport} delivering to C{protocol}; its stderr (and its end) go
-    to C{processProtocol} as usual.  Call C{startReading()} on the result.
-
-    @raise OSError: if the process cannot be started.
-    """
-    stdinRead, stdinWrite = makePipe()
-    stdoutRead, stdoutWrite = makePipe()
-    pipes = PipeTransport(reactor, stdoutRead, stdinWrite, protocol, onReadEnd)
-    try:
-        reactor.spawnProcess(
-            processProtocol,
-            executable,
-            args,
-            env=env,
-            childFDs={0: stdinRead, 1: stdoutWrite, 2: "r"},
-        )
-    except OSError:
-        os.close(stdinWrite)
-        os.close(stdoutRead)
-        raise
-    finally:
-        os.close(stdinRead)
-        os.close(stdoutWrite)
-    return pipes
 
 
 @implementer(IAddress)

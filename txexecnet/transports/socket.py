@@ -26,7 +26,12 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError, DNSLookupError
-from twisted.internet.interfaces import IConsumer, ITCPTransport
+from twisted.internet.interfaces import (
+    IConsumer,
+    IStreamClientEndpointStringParserWithReactor,
+    ITCPTransport,
+)
+from twisted.plugin import getPlugins
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
@@ -38,7 +43,15 @@ from ..interfaces import IGatewayConnection, IGatewayTransport
 from ..script import socketserver as handshake
 from .thread import SocketConnection
 
-__all__ = ["SocketTransport", "parseHostPort", "tcpTransportOf", "DEFAULT_TIMEOUT"]
+__all__ = [
+    "SocketTransport",
+    "checkAddress",
+    "endpointTypes",
+    "parseHostPort",
+    "tcpTransportOf",
+    "transportForSpec",
+    "DEFAULT_TIMEOUT",
+]
 
 #: Seconds to connect and complete the handshake before giving up.
 DEFAULT_TIMEOUT = 30.0
@@ -51,6 +64,28 @@ def tcpTransportOf(transport: Any) -> ITCPTransport | None:
     if isinstance(transport, TLSMemoryBIOProtocol):
         transport = transport.transport
     return transport if ITCPTransport.providedBy(transport) else None
+
+
+def endpointTypes() -> list[str]:
+    """The prefixes of the client endpoint strings Twisted can parse here (C{tcp}, C{tls}...)."""
+    plugins = getPlugins(IStreamClientEndpointStringParserWithReactor)
+    return ["tcp", "ssl", "unix"] + sorted(plugin.prefix for plugin in plugins)
+
+
+def checkAddress(address: str) -> None:
+    """
+    @raise ValueError: unless C{address} is C{HOST:PORT}, C{[V6ADDR]:PORT},
+        or a client endpoint string of a type Twisted knows.
+    """
+    if parseHostPort(address) is not None:
+        return
+    types = endpointTypes()
+    if address.partition(":")[0].lower() not in types:
+        raise ValueError(
+            f"socket={address}: write HOST:PORT (e.g. 127.0.0.1:7770), [V6ADDR]:PORT, "
+            f"or a client endpoint string of type {', '.join(types)} "
+            f"(e.g. unix:path=/run/execnet.sock)"
+        )
 
 
 def parseHostPort(address: str) -> tuple[str, int] | None:
@@ -74,11 +109,13 @@ class SocketTransport:
     @param secret: the server's shared secret (bytes, or text that is
         encoded as UTF-8), or L{None} for a server without one.
     @param timeout: seconds to connect and finish the handshake.
+    @raise ValueError: for a malformed address or an empty secret.
     """
 
     def __init__(
         self, address: str, secret: bytes | str | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> None:
+        checkAddress(address)
         if isinstance(secret, str):
             secret = secret.encode("utf-8")
         if secret is not None and not secret:
@@ -304,3 +341,10 @@ class _ClientHandshake(Protocol):
                     )
                 )
             )
+
+
+def transportForSpec(spec: Any, group: Any) -> SocketTransport:
+    """The transport of a C{socket=} spec, with the secret of its C{secret_file=}."""
+    if spec.secret_file:
+        return SocketTransport.fromSecretFile(spec.socket, spec.secret_file)
+    return SocketTransport(spec.socket)

@@ -18,7 +18,7 @@ from .. import _remote
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
 
-__all__ = ["ThreadTransport", "SocketConnection"]
+__all__ = ["ThreadTransport", "SocketConnection", "transportForSpec"]
 
 
 @implementer(IGatewayTransport)
@@ -72,3 +72,8 @@ class SocketConnection:
 
     def stderrTail(self) -> str:
         return ""
+
+
+def transportForSpec(spec: Any, group: Any) -> ThreadTransport:
+    """The transport of a C{thread} spec."""
+    return ThreadTransport()

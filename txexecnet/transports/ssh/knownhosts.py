@@ -20,8 +20,8 @@ from typing import NamedTuple, Sequence
 
 from twisted.logger import Logger
 
-from ..errors import HostKeyError
-from ._sshconfig import hostMatches
+from ...errors import HostKeyError
+from .config import hostMatches
 
 __all__ = ["KnownHosts", "fingerprint", "hostKeyName", "hostKeyAlgorithms"]
 

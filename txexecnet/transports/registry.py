@@ -1,0 +1,203 @@
+"""
+The kinds of gateway, one entry each: the spec key that names the kind, the
+option keys it accepts, and the module (imported only when a gateway of the
+kind is made) whose C{transportForSpec(spec, group)} gives its transport.
+
+Adding a kind is a new transport module and one L{GatewayKind} entry, given
+to L{register} (the built-in ones are at the end of this module).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from ..interfaces import IGatewayTransport
+    from ..xspec import XSpec
+
+__all__ = [
+    "GatewayKind",
+    "Option",
+    "kinds",
+    "kindFor",
+    "optionFor",
+    "register",
+    "unregister",
+    "COMMON_OPTIONS",
+    "PROCESS_OPTIONS",
+]
+
+
+@dataclass(frozen=True)
+class Option:
+    """
+    A spec key other than a kind's own: C{python=}, C{chdir=}, C{ssh_identity=}.
+
+    @ivar name: the key.
+    @ivar description: what it means, for messages and docs.
+    @ivar flag: a bare key without a value (C{dont_write_bytecode}).
+    @ivar check: called with the value; a C{ValueError} it raises names the
+        problem (C{int} for C{nice=}).
+    """
+
+    name: str
+    description: str
+    flag: bool = False
+    check: Callable[[str], object] | None = None
+
+
+@dataclass(frozen=True)
+class GatewayKind:
+    """
+    One kind of gateway.
+
+    @ivar prefix: the spec key that names it (C{popen}, C{ssh}).
+    @ivar description: what it reaches, for messages and docs.
+    @ivar options: the other keys its specs may hold.
+    @ivar module: the module whose C{transportForSpec} makes its transport.
+    @ivar flag: the prefix is a bare key (C{popen}) rather than C{ssh=HOST}.
+    @ivar env: C{env:NAME=VALUE} parts are honoured.
+    @ivar refusals: why a key is refused, for keys a user might expect to
+        work (C{chdir} on a thread gateway).
+    """
+
+    prefix: str
+    description: str
+    options: tuple[Option, ...]
+    module: str
+    flag: bool = False
+    env: bool = True
+    refusals: dict[str, str] = field(default_factory=dict)
+
+    def accepts(self, key: str) -> bool:
+        """Whether specs of this kind may hold C{key}."""
+        return any(option.name == key for option in self.options)
+
+    def transportFor(self, spec: XSpec, group: Any) -> IGatewayTransport:
+        """
+        The transport that reaches what C{spec} names.
+
+        @param group: the group the gateway joins (a C{via=} gateway starts
+            through another gateway of it).
+        @raise ValueError: for a spec this kind cannot honour.
+        """
+        module = importlib.import_module(self.module)
+        transport: IGatewayTransport = module.transportForSpec(spec, group)
+        return transport
+
+
+_kinds: dict[str, GatewayKind] = {}
+
+
+def register(kind: GatewayKind) -> None:
+    """
+    Make C{kind} available to spec strings.
+
+    @raise ValueError: if its prefix is taken, or names an option of another kind.
+    """
+    if kind.prefix in _kinds or optionFor(kind.prefix) is not None:
+        raise ValueError(f"spec key {kind.prefix!r} is taken")
+    _kinds[kind.prefix] = kind
+
+
+def unregister(prefix: str) -> None:
+    """Forget the kind that C{prefix} names (if any)."""
+    _kinds.pop(prefix, None)
+
+
+def kinds() -> list[GatewayKind]:
+    """Every registered kind, in the order of registration."""
+    return list(_kinds.values())
+
+
+def kindFor(prefix: str) -> GatewayKind | None:
+    """The kind that the spec key C{prefix} names, if any."""
+    return _kinds.get(prefix)
+
+
+def optionFor(key: str) -> Option | None:
+    """The option that C{key} is for some kind, if any."""
+    for kind in _kinds.values():
+        for option in kind.options:
+            if option.name == key:
+                return option
+    return None
+
+
+def _integer(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("is not an integer") from None
+
+
+ID = Option("id", "the gateway's name")
+PYTHON = Option("python", "the remote Python executable")
+CHDIR = Option("chdir", "the remote working directory (created if missing)")
+NICE = Option("nice", "the remote niceness increment (an integer)", check=_integer)
+DONT_WRITE_BYTECODE = Option("dont_write_bytecode", "run the remote Python with -B", flag=True)
+
+#: What every kind accepts.
+COMMON_OPTIONS = (ID,)
+
+#: What kinds that start a remote process of their own accept.
+PROCESS_OPTIONS = (ID, PYTHON, CHDIR, NICE, DONT_WRITE_BYTECODE)
+
+_SSH_OPTIONS = (
+    Option("ssh_accept_new", "accept and remember an unknown SSH host key", flag=True),
+    Option("ssh_client", "'openssh' to use the system ssh binary instead of Conch"),
+    Option("ssh_config", "the ssh_config file to read host aliases from"),
+    Option("ssh_identity", "the private key file to authenticate with over SSH"),
+    Option("ssh_known_hosts", "the known_hosts file to check SSH host keys against"),
+)
+
+_WHOLE_PROCESS = "it would change this whole process"
+
+register(
+    GatewayKind(
+        "popen",
+        "a child Python on this machine",
+        PROCESS_OPTIONS + (Option("via", "the id of a gateway to start this one through"),),
+        "txexecnet.transports.popen",
+        flag=True,
+    )
+)
+register(
+    GatewayKind(
+        "thread",
+        "threads of this very process",
+        COMMON_OPTIONS,
+        "txexecnet.transports.thread",
+        flag=True,
+        env=False,
+        refusals={
+            "env:": _WHOLE_PROCESS,
+            "chdir": _WHOLE_PROCESS,
+            "nice": _WHOLE_PROCESS,
+            "dont_write_bytecode": _WHOLE_PROCESS,
+            "python": "it runs this interpreter",
+        },
+    )
+)
+register(
+    GatewayKind(
+        "ssh",
+        "a Python on a host reached over SSH",
+        PROCESS_OPTIONS + _SSH_OPTIONS,
+        "txexecnet.transports.ssh",
+    )
+)
+register(
+    GatewayKind(
+        "socket",
+        "a Python started by a txexecnet socket server",
+        (ID, CHDIR, NICE, Option("secret_file", "a file holding the socket server's shared secret")),
+        "txexecnet.transports.socket",
+        refusals={
+            "python": "the socket server chooses how its Python runs",
+            "dont_write_bytecode": "the socket server chooses how its Python runs",
+        },
+    )
+)
