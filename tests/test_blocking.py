@@ -7,7 +7,11 @@ facade from a worker thread while pytest-twisted's reactor runs, which is
 the "program already runs a reactor" case.
 """
 
+import inspect
 import os
+import subprocess
+import sys
+import traceback
 
 import pytest
 import pytest_twisted
@@ -57,23 +61,32 @@ def test_script_exits_without_explicit_gateway_exit():
         os.kill(pid, 0)
 
 
-def test_calling_from_the_reactor_thread_raises_instead_of_deadlocking():
+def test_blocking_calls_from_a_callback_raise_instead_of_hanging():
+    # A channel callback runs in the facade's reactor thread: waiting there
+    # would hang the program for ever, exit included.
     out = run_script(
         """
+        import queue
         from txexecnet import blocking
         gw = blocking.makegateway("thread")
-        from twisted.internet import reactor
-        from twisted.internet.threads import blockingCallFromThread
-        def inside():
-            try:
-                blocking.makegateway("popen")
-            except blocking.ReactorThreadError as e:
-                return "refused: " + str(e)
-        print(blockingCallFromThread(reactor, inside))
+        ch = gw.remote_exec("channel.send(1)\\nchannel.receive()")
+        said = queue.Queue()
+        def callback(item):
+            for call in (ch.receive, lambda: blocking.makegateway("popen"), gw.newchannel):
+                try:
+                    call()
+                except blocking.ReactorThreadError as e:
+                    said.put("refused: " + str(e))
+        ch.setcallback(callback)
+        for _ in range(3):
+            print(said.get(timeout=10))
+        ch.send("done")
         gw.exit()
         """
     )
-    assert out.startswith("refused: txexecnet.blocking was called from the reactor thread")
+    lines = out.splitlines()
+    assert len(lines) == 3
+    assert all(line.startswith("refused: ") and "reactor thread" in line for line in lines)
 
 
 def in_thread(f):
@@ -166,7 +179,7 @@ def test_blocking_send_backpressure_delivers_everything(bgw):
         for _ in range(40):
             ch.send(chunk)
         # Never more than the send limit (plus one item) handed over unsent.
-        assert bgw._gateway.sendBacklog() <= blocking.SEND_BUFFER_LIMIT + len(chunk)
+        assert bgw.sendBacklog() <= blocking.SEND_BUFFER_LIMIT + len(chunk)
         ch.close()
         with pytest.raises(EOFError):
             while True:
@@ -174,3 +187,104 @@ def test_blocking_send_backpressure_delivers_everything(bgw):
                 assert total == 40 * len(chunk)
 
     return in_thread(body)
+
+
+def test_the_facade_then_task_react_in_one_script():
+    # The facade runs on a reactor of its own: the program's global reactor
+    # is still free to run, after the facade and beside it.
+    out = run_script(
+        """
+        from twisted.internet import defer, task
+        import txexecnet
+        from txexecnet import blocking
+
+        gw = blocking.makegateway("popen")
+        print(gw.remote_exec("channel.send(6 * 7)").receive(timeout=10))
+
+        async def main(reactor):
+            twisted = await txexecnet.makegateway("popen", reactor)
+            print(await twisted.remote_exec("channel.send(7 * 6)").receive(10))
+            print(gw.remote_exec("channel.send('still here')").receive(timeout=10))
+            await twisted.exit()
+
+        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+        """
+    )
+    assert out.split("\n")[:3] == ["42", "42", "still here"]
+
+
+def test_plain_tests_in_a_pytest_twisted_session_can_use_the_facade():
+    # This very test: a plain function, in the thread pytest-twisted runs
+    # its reactor in.
+    gw = blocking.makegateway("popen")
+    try:
+        assert gw.remote_exec("channel.send(channel.receive() + 1)").send(1) is None
+        assert gw.isTerminated() is False
+    finally:
+        gw.exit(timeout=3)
+    assert gw.isTerminated()
+
+
+def test_a_spec_typo_is_raised_from_the_callers_frame():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from txexecnet import blocking\nblocking.makegateway('popen//pyhton=x')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("ValueError: unknown key 'pyhton'")
+    assert "failure.py" not in proc.stderr and "blockingCallFromThread" not in proc.stderr
+    assert "The above exception" not in proc.stderr
+    assert len(lines) <= 10, proc.stderr
+
+
+def test_a_remote_error_is_raised_from_the_callers_frame(bgw):
+    ch = bgw.remote_exec("raise KeyError('missing')")
+    with pytest.raises(txexecnet.RemoteError) as info:
+        ch.waitclose(T)
+    files = [frame.filename for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert files[0] == __file__
+    assert not any("twisted" in f or "eventloop" in f for f in files), files
+
+
+def test_groups_and_the_default_group():
+    group = blocking.Group()
+    try:
+        gw = group.makegateway("popen//id=first")
+        second = group.makegateway("thread")
+        assert group["first"] is gw and "first" in group and len(group) == 2
+        assert list(group) == [gw, second] and group[1] is second
+        assert second.id == "gw0"
+        with pytest.raises(KeyError):
+            group["nosuch"]
+        ended = []
+        assert group.allocate_id(txexecnet.XSpec("popen")) == "gw1"
+    finally:
+        group.terminate(timeout=3)
+    assert len(group) == 0 and gw.isTerminated()
+    gw.whenTerminated()  # fires at once: the gateway has ended
+    ended.append(True)
+
+    default = blocking.makegateway("thread//id=in-default")
+    try:
+        assert blocking.default_group["in-default"] is default
+    finally:
+        blocking.terminate(timeout=3)
+    assert default.isTerminated()
+
+
+def test_blocking_signatures_are_the_twisted_ones():
+    for name in ("remote_exec", "exit", "whenTerminated", "newchannel"):
+        twisted = inspect.signature(getattr(txexecnet.Gateway, name))
+        derived = inspect.signature(getattr(blocking.Gateway, name))
+        assert list(derived.parameters) == list(twisted.parameters), name
+        assert "Deferred" not in str(derived.return_annotation)
+    assert list(inspect.signature(blocking.Channel.waitclose).parameters) == ["self", "timeout"]
+    assert "reactor" not in inspect.signature(blocking.SshGateway).parameters
+    assert "group" in inspect.signature(blocking.SocketGateway).parameters
+    assert "frameReceived" not in dir(blocking.Gateway)

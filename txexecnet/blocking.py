@@ -1,6 +1,6 @@
 """
 The blocking facade: txexecnet for code that is not written for a reactor
-(scripts, a REPL, a pytest plugin), with plain return values::
+(scripts, a REPL, a test runner), with plain return values::
 
     from txexecnet import blocking
     gw = blocking.makegateway("popen")
@@ -8,38 +8,50 @@ The blocking facade: txexecnet for code that is not written for a reactor
     print(ch.receive(timeout=5))
     gw.exit()
 
-If no reactor is running, one is started in a daemon thread on first use
-and stopped at interpreter exit; if the program already runs a reactor in
-another thread, that one is used.  Calling this module from the reactor
-thread itself would deadlock, so it raises L{ReactorThreadError} instead.
+Its gateways run on a reactor of its own, in a daemon thread started on
+first use and stopped at interpreter exit (see L{txexecnet.eventloop}), so
+it works in any program, whatever that program does with Twisted's global
+reactor.  Its classes are derived from the Twisted API: each method of
+L{Gateway}, L{Channel} and L{Group} runs the method of the same name and
+signature of L{txexecnet.Gateway}, L{txexecnet.Channel} or
+L{txexecnet.Group} in that reactor's thread and waits for what it returns;
+only sending, receiving and callbacks, which must not cost a trip to the
+reactor per item, are written here.
+
+Calling a blocking method from the reactor thread (from a channel
+callback, say) would wait for ever, so it raises L{ReactorThreadError}.
+Errors are raised from the caller's frame.
 """
 
 from __future__ import annotations
 
-import atexit
+import inspect
 import queue
-import threading
+import re
 import weakref
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
-from twisted.internet.threads import blockingCallFromThread
-from twisted.python import threadable
-
-from . import channel as _channel
-from . import gateway as _gateway
-from . import constructors as _constructors
-from . import group as _group
+from twisted.internet.defer import maybeDeferred
 from zope.interface import implementer
 
-from ._remote import DEFAULT_MAX_FRAME_SIZE, NO_ENDMARKER_WANTED
+from . import channel as core_channel
+from . import constructors as core_constructors
+from . import gateway as core_gateway
+from . import group as core_group
+from ._remote import NO_ENDMARKER_WANTED
 from .errors import TimeoutError
-from .gateway import SEND_BUFFER_LIMIT
-from .interfaces import IProxy
+from .eventloop import EventLoop, ReactorThreadError
+from .gateway import DEFAULT_EXIT_TIMEOUT, SEND_BUFFER_LIMIT
+from .interfaces import IChannelEnd, IChannelHost, IFrameReceiver, IProxy
 
 __all__ = [
     "Channel",
     "Gateway",
+    "Group",
     "ReactorThreadError",
+    "SEND_BUFFER_LIMIT",
+    "default_group",
+    "loop",
     "makegateway",
     "PopenGateway",
     "SocketGateway",
@@ -48,176 +60,226 @@ __all__ = [
     "terminate",
 ]
 
+#: The event loop every blocking gateway runs on.
+loop = EventLoop()
 
-class ReactorThreadError(RuntimeError):
-    """The blocking facade was called from the reactor thread."""
+P = TypeVar("P", bound="_Proxy")
 
+#: Proxies by the id of the object they stand for (each object has one).
+_proxies: weakref.WeakValueDictionary[int, _Proxy] = weakref.WeakValueDictionary()
 
-_END = object()
-_lock = threading.Lock()
-_state: dict[str, Any] = {}
+#: What the Twisted API's classes offer their transports, protocols and
+#: channels, but for what is also theirs to offer users: not for blocking
+#: callers.
+_PLUMBING = (set(IFrameReceiver.names()) | set(IChannelHost.names()) | set(IChannelEnd.names())) - {
+    "isTerminated"
+}
 
-
-def _reactor() -> Any:
-    """The reactor, started in a daemon thread if nothing runs it yet."""
-    with _lock:
-        reactor = _state.get("reactor")
-        if reactor is not None:
-            return reactor
-        from twisted.internet import reactor
-
-        if not reactor.running:
-            started = threading.Event()
-            reactor.callWhenRunning(started.set)
-            thread = threading.Thread(
-                target=reactor.run,
-                kwargs={"installSignalHandlers": False},
-                name="txexecnet-reactor",
-                daemon=True,
-            )
-            thread.start()
-            started.wait()
-            _state["thread"] = thread
-            from twisted.internet.process import reapAllProcesses
-            from twisted.internet.task import LoopingCall
-
-            # Without SIGCHLD off the main thread, exits are found by a pidfd
-            # watcher (see transports.popen); this poll is the fallback.
-            reaper = LoopingCall(reapAllProcesses)
-            reactor.callFromThread(reaper.start, 0.5, now=False)
-            atexit.register(_shutdown)
-        _state["reactor"] = reactor
-        _state["group"] = _group.Group(reactor=reactor)
-        return reactor
-
-
-def _call(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run C{f} in the reactor thread and wait for its (Deferred) result."""
-    if threadable.isInIOThread():
-        raise ReactorThreadError(
-            "txexecnet.blocking was called from the reactor thread, where waiting "
-            "would deadlock; use the Deferred API (txexecnet.makegateway) there"
-        )
-    return blockingCallFromThread(_reactor(), f, *args, **kwargs)
-
-
-def _shutdown() -> None:
-    reactor = _state.get("reactor")
-    if reactor is None or not reactor.running:
-        return
-    try:
-        blockingCallFromThread(reactor, _state["group"].terminate, 1.0)
-    finally:
-        reactor.callFromThread(reactor.stop)
-        thread = _state.get("thread")
-        if thread is not None:
-            thread.join(5)
-
-
-class Gateway:
-    """
-    A gateway, with blocking methods.
-
-    @ivar id: the gateway's name.
-    @ivar spec: the L{XSpec} it was made from.
-    @ivar remoteinfo: what the remote side said in its hello (pid, python...).
-    """
-
-    def __init__(self, gateway: _gateway.Gateway) -> None:
-        self._gateway = gateway
-        self._channels: weakref.WeakValueDictionary[int, Channel] = weakref.WeakValueDictionary()
-        gateway.channelWrapper = self._wrap
-
-    def _wrap(self, channel: _channel.Channel) -> Channel:
-        """The blocking channel of C{channel}, made once.  Reactor thread."""
-        wrapped = self._channels.get(channel.id)
-        if wrapped is None or wrapped.wrapped is not channel:
-            wrapped = self._channels[channel.id] = Channel(self, channel)
-        return wrapped
-
-    def __repr__(self) -> str:
-        return f"<blocking {self._gateway!r}>"
-
-    @property
-    def id(self) -> str:
-        return self._gateway.id
-
-    @property
-    def spec(self) -> Any:
-        return self._gateway.spec
-
-    @property
-    def remoteinfo(self) -> dict[str, Any]:
-        return self._gateway.remoteinfo
-
-    def remote_exec(self, source: Any, **kwargs: Any) -> Channel:
-        """Run C{source} remotely; see L{txexecnet.Gateway.remote_exec}."""
-
-        return _call(lambda: self._wrap(self._gateway.remote_exec(source, **kwargs)))
-
-    def newchannel(self) -> Channel:
-        """A channel to send over another channel."""
-        return _call(lambda: self._wrap(self._gateway.newchannel()))
-
-    def exit(self, timeout: float = _gateway.DEFAULT_EXIT_TIMEOUT) -> None:
-        """End the remote side (killing it after C{timeout} seconds) and wait."""
-        _call(self._gateway.exit, timeout)
-
-    def isTerminated(self) -> bool:
-        """Whether the remote side has ended."""
-        return self._gateway.isTerminated()
+#: Special methods that are derived too, where the Twisted class has them.
+_DUNDERS = ("__len__", "__iter__", "__contains__", "__getitem__")
 
 
 @implementer(IProxy)
-class Channel:
+class _Proxy:
+    """Stands for one object of the Twisted API, which it calls in the reactor thread."""
+
+    wrapped: Any
+
+    def __repr__(self) -> str:
+        return f"<blocking {self.wrapped!r}>"
+
+    def __getattr__(self, name: str) -> Any:
+        # Plain attributes (id, spec, remoteinfo) read through; methods are
+        # derived, or are not part of the blocking API.
+        if name.startswith("_") or name == "wrapped":
+            raise AttributeError(name)
+        value = getattr(self.wrapped, name)
+        if callable(value):
+            raise AttributeError(f"{type(self).__name__}.{name} is not part of the blocking API")
+        return value
+
+
+def _inLoop(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """
-    A channel with blocking methods, as in execnet: C{send}, C{receive},
-    C{waitclose}, C{close}, C{isclosed}, C{setcallback}, and iteration.
+    Run C{f} in the reactor thread and wait for its result, in which
+    objects of the Twisted API come back as their proxies.  Its callers
+    raise what it raises without the frames of the facade below them, so a
+    user sees the line of theirs that failed and the error, nothing else.
+    """
+    return loop.call(lambda: maybeDeferred(f, *args, **kwargs).addCallback(_proxyFor))
+
+
+def _proxyFor(value: Any) -> Any:
+    """The proxy of C{value} if it is a Twisted-API object (made once).  Reactor thread."""
+    if isinstance(value, core_channel.Channel):
+        gateway = _proxyFor(value.gateway)
+        assert isinstance(gateway, Gateway)
+        return gateway._channelFor(value)
+    kind = _PROXY_TYPES.get(type(value))
+    if kind is not None:
+        proxy = _proxies.get(id(value))
+        if proxy is None or proxy.wrapped is not value:
+            proxy = _proxies[id(value)] = kind._around(value)
+        return proxy
+    if inspect.isgenerator(value) or type(value).__name__.endswith("iterator"):
+        return iter([_proxyFor(x) for x in value])
+    return value
+
+
+def _returnAnnotation(annotation: Any) -> Any:
+    """What a blocking call returns where the Twisted one returns C{Deferred[X]}: X."""
+    if isinstance(annotation, str):
+        match = re.fullmatch(r"Deferred\[(.*)\]", annotation)
+        if match:
+            return match.group(1)
+    return annotation
+
+
+def _derived(name: str, function: Callable[..., Any], direct: bool) -> Callable[..., Any]:
+    """The blocking method that calls C{function}, the Twisted one named C{name}."""
+    if direct:
+
+        def method(self: _Proxy, *args: Any, **kwargs: Any) -> Any:
+            return getattr(self.wrapped, name)(*args, **kwargs)
+
+        how = "Reads"
+    else:
+
+        def method(self: _Proxy, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return _inLoop(getattr(self.wrapped, name), *args, **kwargs)
+            except Exception as e:
+                raise e.with_traceback(None)  # from the caller's frame: see _inLoop
+
+        how = "Calls, in the reactor thread,"
+    signature = inspect.signature(function)
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        return_annotation=_returnAnnotation(signature.return_annotation)
+    )
+    method.__name__ = name
+    owner = f"{function.__module__}.{function.__qualname__}"
+    method.__doc__ = f"{how} L{{{owner}}}, and waits for what it gives.\n\n" + inspect.cleandoc(
+        function.__doc__ or ""
+    )
+    return method
+
+
+def _derive(twisted: type, direct: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> Any:
+    """
+    Give the decorated proxy class a blocking method for each method of
+    the Twisted class C{twisted} that it does not write itself: those in
+    C{direct} are called in the caller's thread (they only read state),
+    the others in the reactor thread.
     """
 
-    def __init__(self, gateway: Gateway, channel: _channel.Channel) -> None:
-        # Runs in the reactor thread, so no item can slip past the queue.
+    def decorate(cls: type[P]) -> type[P]:
+        for name, function in inspect.getmembers(twisted, inspect.isfunction):
+            public = not name.startswith("_") or name in _DUNDERS
+            if not public or name in _PLUMBING or name in exclude or name in vars(cls):
+                continue
+            method = _derived(name, function, name in direct)
+            method.__qualname__ = f"{cls.__qualname__}.{name}"
+            setattr(cls, name, method)
+        cls.twistedClass = twisted  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
+
+@_derive(core_gateway.Gateway, direct=("isTerminated", "sendBacklog"), exclude=("start",))
+class Gateway(_Proxy):
+    """
+    A gateway with blocking methods: see L{txexecnet.Gateway}.
+
+    @ivar wrapped: the L{txexecnet.Gateway} it stands for.
+    """
+
+    def __init__(self, wrapped: core_gateway.Gateway) -> None:
+        self.wrapped = wrapped
+        self._channels: weakref.WeakValueDictionary[int, Channel] = weakref.WeakValueDictionary()
+        wrapped.channelWrapper = self._channelFor
+
+    @classmethod
+    def _around(cls, wrapped: core_gateway.Gateway) -> Gateway:
+        """The proxy of C{wrapped}.  Reactor thread."""
+        return cls(wrapped)
+
+    def _channelFor(self, channel: core_channel.Channel) -> Channel:
+        """The blocking channel of C{channel}, one of ours (made once).  Reactor thread."""
+        proxy = self._channels.get(channel.id)
+        if proxy is None or proxy.wrapped is not channel:
+            proxy = self._channels[channel.id] = Channel(self, channel)
+        return proxy
+
+
+_END = object()
+
+
+@_derive(
+    core_channel.Channel,
+    direct=("isclosed", "endError"),
+    exclude=("send", "sendFromThread", "receive", "setcallback"),
+)
+class Channel(_Proxy):
+    """
+    A channel with blocking methods, as in execnet: C{send}, C{receive},
+    C{waitclose}, C{close}, C{isclosed}, C{setcallback}, and iteration; see
+    L{txexecnet.Channel}.
+
+    @ivar gateway: the blocking L{Gateway} it belongs to.
+    @ivar wrapped: the L{txexecnet.Channel} it stands for.
+    """
+
+    def __init__(self, gateway: Gateway, wrapped: core_channel.Channel) -> None:
+        # In the reactor thread, so that no item can slip past the queue.
         self.gateway = gateway
-        self.wrapped = channel
-        self._channel = channel
+        self.wrapped = wrapped
+        self.id = wrapped.id
         self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._sink: Callable[[Any], None] = self._items.put
         self._hasCallback = False
-        channel.setcallback(lambda item: self._sink(item), _END)
-
-    def __repr__(self) -> str:
-        return f"<blocking {self._channel!r}>"
-
-    @property
-    def id(self) -> int:
-        return self._channel.id
-
-    def isclosed(self) -> bool:
-        """Whether this channel is closed on this side or by the other."""
-        return self._channel.isclosed()
+        wrapped.setcallback(lambda item: self._sink(item), _END)
 
     def send(self, item: Any) -> None:
         """
         Send C{item}.  Serializes here, so a bad type raises
-        L{DataFormatError} at once; blocks only while too much is unsent.
+        L{DataFormatError} at once; blocks only while too much is unsent
+        (L{SEND_BUFFER_LIMIT}).
+
+        @param item: what to send (see L{txexecnet.Channel.send}).
+        @raise IOError: if the channel is closed.
         """
-        self._channel.sendFromThread(item)
+        if loop.inReactorThread():
+            # A callback sending: it must not wait for the reactor it runs in.
+            self.wrapped.send(item)
+        else:
+            self.wrapped.sendFromThread(item)
 
     def receive(self, timeout: float | None = None) -> Any:
         """
         The next item; C{EOFError} once the other side closed,
         L{RemoteError} if it closed with an error, L{TimeoutError} after
         C{timeout} seconds.
+
+        @param timeout: seconds to wait; L{None} waits for ever.
+        @raise ReactorThreadError: when called from the reactor thread.
         """
+        if loop.inReactorThread():
+            raise ReactorThreadError(
+                "receive() was called in the facade's reactor thread (in a channel callback?), "
+                "where it would wait for ever"
+            )
         if self._hasCallback:
             raise OSError("cannot receive(): the channel has a callback")
         try:
             item = self._items.get(timeout=timeout)
         except queue.Empty:
-            raise TimeoutError(f"no item on channel {self.id} after {timeout} seconds")
+            raise TimeoutError(f"no item on channel {self.id} after {timeout} seconds") from None
         if item is _END:
             self._items.put(_END)
-            raise self._channel.endError()  # type: ignore[misc]
+            error = self.wrapped.endError()
+            assert error is not None
+            raise error.with_traceback(None)
         return item
 
     def __iter__(self) -> Iterator[Any]:
@@ -227,17 +289,9 @@ class Channel:
         try:
             return self.receive()
         except EOFError:
-            raise StopIteration
+            raise StopIteration from None
 
     next = __next__
-
-    def waitclose(self, timeout: float | None = None) -> None:
-        """Wait until the other side closed; raise L{RemoteError} if with an error."""
-        _call(self._channel.waitclose, timeout)
-
-    def close(self, error: str | None = None) -> None:
-        """Close on both sides; with C{error}, the far side's receive raises it."""
-        _call(self._channel.close, error)
 
     def setcallback(
         self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED
@@ -245,6 +299,10 @@ class Channel:
         """
         Call C{callback(item)} for each item, in the reactor thread, starting
         with those already received; C{callback(endmarker)} at close.
+
+        @param callback: called with each item; it must not block.
+        @param endmarker: passed to C{callback} once the channel closes;
+            by default, nothing is.
         """
 
         def install() -> None:
@@ -266,53 +324,106 @@ class Channel:
             self._sink = sink
             self._hasCallback = True
 
-        _call(install)
+        loop.call(install)
 
 
-def _start(start: Callable[..., Any], *args: Any, **kwargs: Any) -> Gateway:
-    """Start a gateway with C{start} in this module's group; return it ready."""
-    _reactor()
-    return Gateway(_call(start, *args, group=_state["group"], **kwargs))
-
-
-def makegateway(spec: str = "popen", maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE) -> Gateway:
-    """Start a gateway from a spec string and return it once ready."""
-    return _start(lambda group: group.makegateway(spec, maxFrameSize))
-
-
-def PopenGateway(python: str | None = None) -> Gateway:
-    """The seed's C{PopenGateway}: a fresh child interpreter."""
-    return makegateway("popen" if python is None else f"popen//python={python}")
-
-
-def SocketGateway(
-    host: str,
-    port: int | None = None,
-    secret: bytes | str | None = None,
-    secret_file: str | None = None,
-) -> Gateway:
+@_derive(core_group.Group, exclude=("viaGateway",))
+class Group(_Proxy):
     """
-    The seed's C{SocketGateway}: a fresh interpreter from the socket server
-    at C{host:port} (or at the endpoint string C{host}, with no C{port}); see
-    L{txexecnet.SocketGateway}.
+    Gateways together, with blocking methods: see L{txexecnet.Group}.
+
+    @ivar wrapped: the L{txexecnet.Group} it stands for, on the facade's
+        reactor (made on first use).
     """
-    return _start(_constructors.SocketGateway, host, port, secret=secret, secret_file=secret_file)
+
+    def __init__(self, specs: tuple[str, ...] | list[str] = ()) -> None:
+        """
+        @param specs: spec strings that later C{makegateway()} calls without
+            a spec use, in order.
+        """
+        self._specs = list(specs)
+        self._wrapped: core_group.Group | None = None
+
+    @classmethod
+    def _around(cls, wrapped: core_group.Group) -> Group:
+        """The proxy of C{wrapped}.  Reactor thread."""
+        group = cls()
+        group._wrapped = wrapped
+        _groups.add(wrapped)
+        return group
+
+    @property  # type: ignore[override]
+    def wrapped(self) -> core_group.Group:
+        if self._wrapped is None:
+            self._wrapped = loop.call(self._make)
+        return self._wrapped
+
+    def _make(self) -> core_group.Group:
+        if self._wrapped is None:
+            self._wrapped = core_group.Group(self._specs, reactor=loop.reactor)
+            _proxies[id(self._wrapped)] = self
+            _groups.add(self._wrapped)
+        return self._wrapped
 
 
-def SshGateway(destination: str, **options: Any) -> Gateway:
+_PROXY_TYPES: dict[type, Any] = {core_gateway.Gateway: Gateway, core_group.Group: Group}
+
+#: Every group made through the facade: their gateways end at exit.
+_groups: weakref.WeakSet[core_group.Group] = weakref.WeakSet()
+
+
+def _endEverything() -> Any:
+    from twisted.internet.defer import DeferredList
+
+    return DeferredList([group.terminate(1.0) for group in list(_groups)], consumeErrors=True)
+
+
+loop.atShutdown(_endEverything)
+
+#: The group the module-level functions add gateways to.
+default_group = Group()
+
+
+def _constructor(function: Callable[..., Any]) -> Callable[..., Gateway]:
     """
-    C{python} on C{destination} (C{[user@]host[:port]}), reached through
-    Twisted Conch; the options are those of L{txexecnet.SshGateway}.
+    The blocking form of a gateway constructor of the Twisted API: the
+    same parameters but C{reactor}, with C{group} a blocking L{Group}
+    (default: L{default_group}).
     """
-    return _start(_constructors.SshGateway, destination, **options)
+
+    def construct(*args: Any, group: Group | None = None, **kwargs: Any) -> Gateway:
+        target = (group if group is not None else default_group).wrapped
+        try:
+            gateway: Gateway = _inLoop(function, *args, group=target, **kwargs)
+        except Exception as e:
+            raise e.with_traceback(None)  # from the caller's frame: see _inLoop
+        return gateway
+
+    signature = inspect.signature(function)
+    parameters = [p for p in signature.parameters.values() if p.name != "reactor"]
+    construct.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters, return_annotation="Gateway"
+    )
+    construct.__name__ = construct.__qualname__ = function.__name__
+    construct.__doc__ = (
+        f"Calls L{{txexecnet.{function.__name__}}} on the facade's reactor, and waits for "
+        f"the gateway.\n\n" + inspect.cleandoc(function.__doc__ or "")
+    )
+    return construct
 
 
-def ThreadGateway() -> Gateway:
-    """A gateway whose remote side runs in threads of this process."""
-    return makegateway("thread")
+makegateway = _constructor(core_constructors.makegateway)
+PopenGateway = _constructor(core_constructors.PopenGateway)
+ThreadGateway = _constructor(core_constructors.ThreadGateway)
+SocketGateway = _constructor(core_constructors.SocketGateway)
+SshGateway = _constructor(core_constructors.SshGateway)
 
 
-def terminate(timeout: float = _gateway.DEFAULT_EXIT_TIMEOUT) -> None:
-    """Exit every gateway made through this module."""
-    if "group" in _state:
-        _call(_state["group"].terminate, timeout)
+def terminate(timeout: float = DEFAULT_EXIT_TIMEOUT) -> None:
+    """
+    Exit every gateway of L{default_group}, killing those still running
+    after C{timeout} seconds.
+
+    @param timeout: seconds each may take.
+    """
+    default_group.terminate(timeout)

@@ -193,7 +193,12 @@ register(
     GatewayKind(
         "socket",
         "a Python started by a txexecnet socket server",
-        (ID, CHDIR, NICE, Option("secret_file", "a file holding the socket server's shared secret")),
+        (
+            ID,
+            CHDIR,
+            NICE,
+            Option("secret_file", "a file holding the socket server's shared secret"),
+        ),
         "txexecnet.transports.socket",
         refusals={
             "python": "the socket server chooses how its Python runs",

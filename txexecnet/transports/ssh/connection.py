@@ -155,7 +155,9 @@ def openConnection(
     """Start a new SSH connection to C{target}, to be kept in C{pool}."""
     connection = SshConnection(pool, target)
     client = _ClientTransport(target, reactor, credentials, connection)
-    client.start(HostnameEndpoint(reactor, target.hostname, target.port, timeout=target.connectTimeout))
+    client.start(
+        HostnameEndpoint(reactor, target.hostname, target.port, timeout=target.connectTimeout)
+    )
     return connection
 
 
