@@ -136,7 +136,7 @@ def dumps(obj, channel_id=None):
     Serialize C{obj} to bytes.
 
     @param channel_id: called with an object of no other supported type,
-        to get its id if it is a channel (L{None} if not), so channels can
+        to get its id if it is a channel (C{None} if not), so channels can
         travel inside items; without it a channel is refused.
     @raise DumpError: for a type outside the supported set, or nesting
         deeper than L{MAX_DEPTH}.

@@ -261,7 +261,7 @@ class Channel(_Proxy):
         L{RemoteError} if it closed with an error, L{TimeoutError} after
         C{timeout} seconds.
 
-        @param timeout: seconds to wait; L{None} waits for ever.
+        @param timeout: seconds to wait; C{None} waits for ever.
         @raise ReactorThreadError: when called from the reactor thread.
         """
         if loop.inReactorThread():

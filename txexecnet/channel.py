@@ -101,7 +101,7 @@ class Channel:
         Cancelling the Deferred gives up this wait only.
 
         @param timeout: seconds to wait before failing with
-            L{txexecnet.TimeoutError}; L{None} waits for ever.
+            L{txexecnet.TimeoutError}; C{None} waits for ever.
         """
         if self._callback is not None:
             return fail(OSError("cannot receive(): the channel has a callback"))
@@ -124,7 +124,7 @@ class Channel:
         fail with L{RemoteError} if it closed with an error.
 
         @param timeout: seconds to wait before failing with
-            L{txexecnet.TimeoutError}; L{None} waits for ever.
+            L{txexecnet.TimeoutError}; C{None} waits for ever.
         """
         if self._receiveClosed:
             return self._closeResult()
@@ -139,7 +139,7 @@ class Channel:
         Close the channel on both sides.  A remote C{receive()} then raises
         C{EOFError}, or L{RemoteError} carrying C{error} if one is given.
 
-        @param error: the error text for the other side, or L{None}.
+        @param error: the error text for the other side, or C{None}.
         """
         if self._closed:
             return
@@ -178,7 +178,7 @@ class Channel:
         """
         The exception C{receive()} raises once queued items are drained:
         C{EOFError} after a plain close, L{RemoteError} after a remote
-        exception, L{GatewayClosed} when the gateway ended; L{None} while
+        exception, L{GatewayClosed} when the gateway ended; C{None} while
         the other side may still send.
         """
         if not self._receiveClosed:

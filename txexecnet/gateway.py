@@ -78,7 +78,7 @@ class Gateway:
     @ivar reactor: the reactor it runs on.
     @ivar remoteinfo: what the remote side said in its hello: C{pid},
         C{python} (version as a list), C{executable}, C{platform}, C{cwd}.
-    @ivar channelWrapper: L{None}, or a function applied to each channel
+    @ivar channelWrapper: C{None}, or a function applied to each channel
         that arrives inside an item, whose result takes the channel's place
         there (the blocking facade hands out its own channels this way).
     """
@@ -265,7 +265,7 @@ class Gateway:
 
     def channelIdOf(self, channel: Any) -> int | None:
         """
-        The id of C{channel} for sending it inside an item, or L{None} for
+        The id of C{channel} for sending it inside an item, or C{None} for
         an object that is not a channel.
         """
         if IProxy.providedBy(channel):

@@ -182,7 +182,7 @@ class IChannelEnd(Interface):
 
     def receiveEnded(error):
         """
-        The other side will send no more: C{error} is L{None} for a plain
+        The other side will send no more: C{error} is C{None} for a plain
         close, else the exception to raise once queued items are drained.
         """
 

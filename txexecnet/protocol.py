@@ -1,5 +1,5 @@
 """
-The framing protocol: one L{IProtocol} that every transport (a child
+The framing protocol: one Twisted C{IProtocol} that every transport (a child
 process's pipes, an SSH channel, a TCP or unix socket) feeds.
 
 It writes the bootstrap line, then cuts the incoming byte stream into frames

@@ -65,7 +65,7 @@ class ExecnetServerFactory(Factory):
     @param python: the child interpreter's argument list (default: this
         interpreter).
     @param secret: the shared secret clients must prove they know, or
-        L{None} to let anyone who can connect in.
+        C{None} to let anyone who can connect in.
     @param maxConnections: connections beyond this many are refused.
     @param idleTimeout: seconds a new connection may take to authenticate
         and send its whole bootstrap line.
@@ -604,7 +604,7 @@ def bytecodeMagic(python: list[str]) -> bytes | None:
     """
     The bytecode magic number of the interpreter C{python} starts, which the
     server tells clients so that those running the same version can send
-    the runtime already compiled; L{None} if it cannot be learnt.
+    the runtime already compiled; C{None} if it cannot be learnt.
     """
     if python == [sys.executable]:
         return importlib.util.MAGIC_NUMBER

@@ -214,11 +214,11 @@ def serverTLSOptions(
     The TLS settings of a C{--tls} listener.
 
     @param certificate: a PEM file holding the server certificate, then any
-        intermediate certificates (and the key, if C{privateKey} is L{None}).
+        intermediate certificates (and the key, if C{privateKey} is C{None}).
     @param privateKey: a PEM file holding the certificate's key.
     @param clientCA: a PEM file of CA certificates; if given, a client must
         present a certificate signed by one of them, or the TLS handshake fails.
-    @return: a L{twisted.internet.ssl.CertificateOptions}.
+    @return: a C{twisted.internet.ssl.CertificateOptions}.
     """
     from twisted.internet import ssl
 

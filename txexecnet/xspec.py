@@ -18,7 +18,7 @@ __all__ = ["XSpec"]
 class XSpec:
     """
     A parsed gateway spec.  The kind's key and each option is an attribute
-    (C{True} for a bare flag; L{None} for an option of any kind the spec
+    (C{True} for a bare flag; C{None} for an option of any kind the spec
     does not hold); C{env:NAME=VALUE} parts are collected in L{env}.
 
     @ivar env: the C{env:} parts, name to value.

@@ -34,7 +34,7 @@ class PopenTransport(CommandTransport):
     ) -> None:
         """
         @param python: the interpreter command line, split like a shell
-            would (C{"python3.12"}, C{"nice python3"}), or L{None} for this
+            would (C{"python3.12"}, C{"nice python3"}), or C{None} for this
             one.
         @param dontWriteBytecode: pass C{-B} to the child.
         @param env: variables added to this process's environment for the

@@ -90,7 +90,7 @@ def checkAddress(address: str) -> None:
 
 def parseHostPort(address: str) -> tuple[str, int] | None:
     """
-    Split C{"host:port"} or C{"[v6addr]:port"}; L{None} for anything else
+    Split C{"host:port"} or C{"[v6addr]:port"}; C{None} for anything else
     (which is then taken as a Twisted endpoint string).
     """
     match = _HOST_PORT.match(address)
@@ -107,7 +107,7 @@ class SocketTransport:
     @param address: C{"host:port"}, C{"[v6addr]:port"}, or a Twisted client
         endpoint string (C{tls:...}, C{unix:path=...}, C{tcp:host=...:port=...}).
     @param secret: the server's shared secret (bytes, or text that is
-        encoded as UTF-8), or L{None} for a server without one.
+        encoded as UTF-8), or C{None} for a server without one.
     @param timeout: seconds to connect and finish the handshake.
     @raise ValueError: for a malformed address or an empty secret.
     """

@@ -56,7 +56,7 @@ class SpawnedProcess:
         """
         Start C{executable} with argument vector C{args}.
 
-        @param env: its whole environment, or L{None} for this process's.
+        @param env: its whole environment, or C{None} for this process's.
         @param protocol: what its stdout is delivered to.
         @param stdoutEnded: called once its stdout is closed and drained.
         @param stderrReceived: called with what it writes to stderr.
@@ -192,7 +192,7 @@ class _PidfdWatcher:
 
     @classmethod
     def start(cls, reactor: Any, pid: int, exited: Callable[[], None]) -> _PidfdWatcher | None:
-        """A watcher for C{pid}, or L{None} where there are no pidfds."""
+        """A watcher for C{pid}, or C{None} where there are no pidfds."""
         pidfd_open = getattr(os, "pidfd_open", None)  # Linux 5.3 and later
         if pidfd_open is None or not IReactorFDSet.providedBy(reactor):
             return None

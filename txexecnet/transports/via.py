@@ -37,7 +37,7 @@ def _relay(channel, argv, env, stderr, ack_step):
     """
     Runs in the parent gateway's interpreter: start C{argv} with C{env} added
     to the environment, relay its stdout and stderr as bytes items, write
-    bytes items to its stdin (L{None} closes stdin), acknowledge what its
+    bytes items to its stdin (C{None} closes stdin), acknowledge what its
     stdin has taken as C{("ack", nbytes)} every C{ack_step} bytes or more,
     and report its exit as C{("exit", returncode)}.
     """

@@ -39,7 +39,7 @@ class _Identity:
     A key to offer: its public half at once, its signature when the server
     has said it would accept the key.
 
-    @ivar public: the public L{Key}.
+    @ivar public: the public C{twisted.conch.ssh.keys.Key}.
     @ivar source: where it comes from, for messages.
     """
 

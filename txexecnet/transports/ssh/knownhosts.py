@@ -227,7 +227,7 @@ def _b64(data: bytes) -> str:
 
 
 def _parse(line: str, path: str, number: int) -> _Entry | None:
-    """One line of a known_hosts file, or L{None} for a comment or junk."""
+    """One line of a known_hosts file, or C{None} for a comment or junk."""
     fields = line.split()
     if not fields or fields[0].startswith("#"):
         return None

@@ -46,7 +46,7 @@ class SshTarget:
     @ivar port: the port.
     @ivar identityFiles: private key files to try, in order.
     @ivar identitiesOnly: use only C{identityFiles}, not every agent key.
-    @ivar agentSocket: the ssh-agent socket to use, or L{None}.
+    @ivar agentSocket: the ssh-agent socket to use, or C{None}.
     @ivar knownHosts: the L{KnownHosts} that vouch for host keys.
     @ivar hostKeyName: the name host keys are filed under.
     @ivar acceptNewHostKeys: add an unknown host key instead of refusing.
