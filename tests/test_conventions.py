@@ -145,3 +145,7 @@ def test_a_transport_without_back_pressure_is_refused():
 
     with pytest.raises(TypeError):
         FrameProtocol(gateway, b"", 1024).makeConnection(NoBackPressure())
+
+
+def test_the_package_says_it_is_typed():
+    assert os.path.exists(os.path.join(PACKAGE, "py.typed"))

@@ -352,7 +352,7 @@ class Group(_Proxy):
         _groups.add(wrapped)
         return group
 
-    @property  # type: ignore[override]
+    @property
     def wrapped(self) -> core_group.Group:
         if self._wrapped is None:
             self._wrapped = loop.call(self._make)

@@ -54,27 +54,34 @@ class ReactorSideError(Exception):
     """
 
 
+def _reactorClass() -> type:
+    """epoll where there is epoll, else poll, else select."""
+    try:
+        from twisted.internet.epollreactor import EPollReactor
+
+        return EPollReactor
+    except ImportError:
+        pass
+    try:
+        from twisted.internet.pollreactor import PollReactor
+
+        return PollReactor
+    except ImportError:
+        from twisted.internet.selectreactor import SelectReactor
+
+        return SelectReactor
+
+
 def newReactor() -> Any:
     """
-    A new reactor, not installed as the global one: epoll where there is
-    epoll, else poll, else select.  It leaves Twisted's record of "the I/O
-    thread" to the global reactor.
+    A new reactor, not installed as the global one, which leaves Twisted's
+    record of "the I/O thread" to the global reactor.
     """
-    try:
-        from twisted.internet.epollreactor import EPollReactor as base
-    except ImportError:
-        try:
-            from twisted.internet.pollreactor import PollReactor as base  # type: ignore[assignment]
-        except ImportError:
-            from twisted.internet.selectreactor import SelectReactor as base  # type: ignore[assignment]
-
-    class OwnReactor(base):  # type: ignore[valid-type, misc]
-        # Documented on ReactorBase: whether the thread that runs the
-        # reactor is registered as Twisted's one I/O thread.  The global
-        # reactor may run in another thread and keeps that title.
-        _registerAsIOThread = False
-
-    return OwnReactor()
+    # _registerAsIOThread is documented on ReactorBase: whether the thread
+    # that runs the reactor is registered as Twisted's one I/O thread.  The
+    # global reactor may run in another thread and keeps that title.
+    ownReactor = type("OwnReactor", (_reactorClass(),), {"_registerAsIOThread": False})
+    return ownReactor()
 
 
 class EventLoop:
@@ -226,6 +233,7 @@ class EventLoop:
 def _fromCallerFrame(failure: Failure) -> BaseException:
     """The exception of C{failure}, ready to be raised in another thread."""
     error = failure.value
+    assert error is not None
     cause = None
     if not isinstance(error, _PLAIN_ERRORS):
         cause = ReactorSideError(

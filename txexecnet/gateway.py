@@ -95,7 +95,7 @@ class Gateway:
         @param maxFrameSize: the largest frame either side may send.
         """
         if reactor is None:
-            from twisted.internet import reactor  # type: ignore[no-redef]
+            from twisted.internet import reactor
         self.reactor = reactor
         self.spec = spec
         self.id: str = spec.id or "gw?"
@@ -147,6 +147,7 @@ class Gateway:
 
         def failed(f: Failure) -> None:
             if not self._terminated:
+                assert f.value is not None
                 self._failEverything(f.value)
 
         transport.connect(self.reactor, protocol, self).addCallbacks(connected, failed)
@@ -382,17 +383,17 @@ class Gateway:
                 return
             channel.itemReceived(item)
         elif msgtype in (CHANNEL_CLOSE, CHANNEL_LAST_MESSAGE):
-            channel = self._channels.get(channelId)
-            if channel is not None:
-                channel.receiveEnded(None)
+            ending = self._channels.get(channelId)
+            if ending is not None:
+                ending.receiveEnded(None)
         elif msgtype == CHANNEL_CLOSE_ERROR:
-            channel = self._channels.get(channelId)
-            if channel is not None:
+            ending = self._channels.get(channelId)
+            if ending is not None:
                 try:
                     text = loads(payload)
                 except LoadError as e:
                     text = f"(undecodable error text: {e})"
-                channel.receiveEnded(RemoteError(str(text)))
+                ending.receiveEnded(RemoteError(str(text)))
         elif msgtype == HELLO:
             self._helloReceived(payload)
         elif msgtype == GATEWAY_EXIT:

@@ -10,7 +10,7 @@ and nothing more is read.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IConsumer, IPushProducer, ITransport
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -36,6 +36,8 @@ class FrameProtocol(Protocol):
 
     @ivar receiver: the L{IFrameReceiver} frames are delivered to.
     """
+
+    transport: ITransport  # once connected, which is when it is used
 
     def __init__(self, receiver: IFrameReceiver, bootstrap: bytes, maxFrameSize: int) -> None:
         self.receiver = receiver

@@ -55,7 +55,7 @@ log = Logger(namespace="txexecnet.server")
 STOP_TIMEOUT = 10.0
 
 
-class ExecnetServerFactory(Factory):
+class ExecnetServerFactory(Factory["ExecnetServerProtocol"]):
     """
     Makes an L{ExecnetServerProtocol} for each connection, and keeps them
     so that they can be counted and stopped together.
@@ -84,7 +84,7 @@ class ExecnetServerFactory(Factory):
         memoryLimit: int = 0,
     ) -> None:
         if reactor is None:
-            from twisted.internet import reactor  # type: ignore[no-redef]
+            from twisted.internet import reactor
         self.reactor = reactor
         self.python = list(python or [sys.executable])
         self.secret = secret
@@ -132,6 +132,9 @@ class ExecnetServerProtocol(Protocol):
     """
 
     factory: ExecnetServerFactory
+
+    # A TCP, TLS or unix connection: it takes producers and can be aborted.
+    transport: Any
 
     def __init__(self, factory: ExecnetServerFactory, connectionId: str, address: Any) -> None:
         self.factory = factory
@@ -556,7 +559,9 @@ class _ListeningService(Service):
     before it drops privileges, and a failure to bind stops twistd there.
     """
 
-    def __init__(self, endpoint: IStreamServerEndpoint, factory: Factory, description: str) -> None:
+    def __init__(
+        self, endpoint: IStreamServerEndpoint, factory: ExecnetServerFactory, description: str
+    ) -> None:
         self._endpoint = endpoint
         self._factory = factory
         self._description = description

@@ -35,7 +35,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IConsumer, IPushProducer, ITransport
+from twisted.internet.interfaces import IConsumer, IProducer, ITransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -70,7 +70,7 @@ class _TestConnection:
 
     def __init__(self, protocol: Any, send: Any, closeWrite: Any, kill: Any) -> None:
         self.protocol = protocol
-        self.producer: IPushProducer | None = None
+        self.producer: IProducer | None = None
         self.killed = False
         self.writeClosed = False
         self._send = send
@@ -85,7 +85,7 @@ class _TestConnection:
     def writeSequence(self, data: Any) -> None:
         self.write(b"".join(data))
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         self.producer = producer
 
     def unregisterProducer(self) -> None:

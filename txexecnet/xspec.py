@@ -23,7 +23,10 @@ class XSpec:
 
     @ivar env: the C{env:} parts, name to value.
     @ivar kind: the L{GatewayKind} the spec names.
+    @ivar id: the gateway's name (C{id=}), which a L{Group} may set.
     """
+
+    id: str | None
 
     def __init__(self, string: str) -> None:
         """

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable
 
 from twisted.internet.interfaces import (
     IAddress,
@@ -201,15 +201,14 @@ class PipeTransport:
     def write(self, data: bytes) -> None:
         self.writeSequence((data,))
 
-    def writeSequence(self, data: Sequence[bytes]) -> None:
+    def writeSequence(self, data: Iterable[bytes]) -> None:
         inReactor = threading.get_ident() == self._reactorThread
         pause = flushNow = False
         with self._lock:
             if self._writeFd < 0 or self._closeWhenDrained:
                 return
-            for d in data:
-                if type(d) is not bytes:
-                    d = memoryview(d).cast("B")
+            for part in data:
+                d = part if type(part) is bytes else memoryview(part).cast("B")
                 if d:
                     self._buffer.append(d)
                     self._buffered += len(d)

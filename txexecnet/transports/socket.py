@@ -197,6 +197,9 @@ class _ClientHandshake(Protocol):
         L{GatewayStartError}.
     """
 
+    # A TCP, TLS or unix connection: it can be aborted.
+    transport: Any
+
     def __init__(
         self,
         frames: Any,

@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost, ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IConsumer, IPushProducer, ITransport
+from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer, ITransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -65,9 +65,11 @@ def _relay(channel, argv, env, stderr, ack_step):
                 return
             out.send(data)
 
+    stdin, stdout, stderr_pipe = proc.stdin, proc.stdout, proc.stderr
+    assert stdin is not None and stdout is not None and stderr_pipe is not None
     pumps = [
-        threading.Thread(target=pump, args=(proc.stdout.fileno(), channel)),
-        threading.Thread(target=pump, args=(proc.stderr.fileno(), stderr)),
+        threading.Thread(target=pump, args=(stdout.fileno(), channel)),
+        threading.Thread(target=pump, args=(stderr_pipe.fileno(), stderr)),
     ]
     for t in pumps:
         t.daemon = True
@@ -78,10 +80,10 @@ def _relay(channel, argv, env, stderr, ack_step):
         try:
             for data in channel:
                 if data is None:
-                    proc.stdin.close()
+                    stdin.close()
                 else:
-                    proc.stdin.write(data)
-                    proc.stdin.flush()
+                    stdin.write(data)
+                    stdin.flush()
                     written += len(data)
                     if written >= ack_step:
                         channel.send(("ack", written))
@@ -246,10 +248,10 @@ class _RelayedProcess:
         return PipeAddress()
 
     # IConsumer
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         if not streaming:
             raise ValueError("a relayed gateway takes push producers only")
-        self._producer = producer
+        self._producer = IPushProducer(producer)
         self._producerPaused = False
         self._steerProducer()
 

@@ -183,6 +183,8 @@ class UserAuthClient(SSHUserAuthClient):
     it accepts that, as OpenSSH servers have required since 8.8.
     """
 
+    transport: Any  # the SSH transport layer, once the service runs
+
     def __init__(
         self, target: SshTarget, credentials: Credentials, connection: SSHConnection
     ) -> None:
@@ -242,6 +244,7 @@ class UserAuthClient(SSHUserAuthClient):
     def ssh_USERAUTH_PK_OK_publickey(self, packet: bytes) -> None:
         assert self._current is not None
         identity, algorithm = self._current
+        assert self.transport is not None
         blob = identity.public.blob()
         data = (
             NS(self.transport.sessionID)
@@ -270,7 +273,7 @@ class UserAuthClient(SSHUserAuthClient):
         self._tried.append("password")
         return succeed(self._credentials.password)
 
-    def auth_keyboard_interactive(self) -> bool:  # type: ignore[override]
+    def auth_keyboard_interactive(self) -> bool:
         if self._credentials.password is None or self._kbdTried:
             return False
         self._kbdTried = True

@@ -91,6 +91,8 @@ class SshConnection(SSHConnection):
     @ivar lostReason: why the connection ended, once it has.
     """
 
+    transport: Any  # the SSH transport layer, once the service runs
+
     def __init__(self, pool: SshConnectionPool, target: SshTarget) -> None:
         SSHConnection.__init__(self)
         self.target = target
@@ -143,6 +145,11 @@ class SshConnection(SSHConnection):
             log.debug("closing ssh connection to {target}: no gateways left", target=self.target)
             self.transport.loseConnection()
 
+    def abort(self) -> None:
+        """Drop the connection at once: the server has stopped answering."""
+        if self.transport is not None and self.transport.transport is not None:
+            self.transport.transport.abortConnection()
+
     def serviceStopped(self) -> None:
         self._closing = True
         self._pool._forget(self)
@@ -167,6 +174,9 @@ class _ClientTransport(SSHClientTransport):
     known_hosts, then authenticates and starts the L{SshConnection}.  Why
     it failed, if it did, becomes a typed L{GatewayStartError}.
     """
+
+    # A TCP connection.
+    transport: Any
 
     def __init__(
         self, target: SshTarget, reactor: Any, credentials: Credentials, connection: SshConnection
@@ -232,10 +242,14 @@ class _ClientTransport(SSHClientTransport):
 
     def connectionSecure(self) -> None:
         self._stage = "authentication"
-        self._userauth = UserAuthClient(self._target, self._credentials, self._connection)
-        self._userauth.prepare(self._reactor).addCallback(
-            lambda _: self.requestService(self._userauth)
+        userauth = self._userauth = UserAuthClient(
+            self._target, self._credentials, self._connection
         )
+
+        def prepared(_: object) -> None:
+            self.requestService(userauth)
+
+        userauth.prepare(self._reactor).addCallback(prepared)
 
     def setService(self, service: Any) -> None:
         if service is self._connection:

@@ -90,8 +90,8 @@ class _Entry(NamedTuple):
     def matchesName(self, name: str) -> bool:
         if self.patterns.startswith(_HASH_MAGIC):
             try:
-                salt, digest = self.patterns[len(_HASH_MAGIC) :].split("|")
-                salt, digest = base64.b64decode(salt), base64.b64decode(digest)
+                salt64, digest64 = self.patterns[len(_HASH_MAGIC) :].split("|")
+                salt, digest = base64.b64decode(salt64), base64.b64decode(digest64)
             except ValueError:
                 return False
             mac = hmac.new(salt, name.encode("utf-8"), hashlib.sha1).digest()

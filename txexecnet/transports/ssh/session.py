@@ -16,7 +16,7 @@ from twisted.conch.ssh.common import NS, getNS
 from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -24,6 +24,7 @@ from zope.interface import implementer
 from ...errors import GatewayStartError
 from ...interfaces import IGatewayConnection
 from .._stderr import StderrLog
+from .connection import SshConnection
 
 __all__ = [
     "GatewaySession",
@@ -67,6 +68,7 @@ class GatewaySession(SSHChannel):
     """
 
     name = b"session"
+    conn: SshConnection  # set by Conch before the channel is used
 
     def __init__(
         self,
@@ -245,10 +247,10 @@ class GatewaySession(SSHChannel):
             self._producerPaused = False
             self._producer.resumeProducing()
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         if not streaming:
             raise ValueError("an SSH gateway session takes push producers only")
-        self._producer = producer
+        self._producer = IPushProducer(producer)
         self._producerPaused = False
         self._steerProducer()
 
@@ -295,7 +297,7 @@ class GatewaySession(SSHChannel):
             "{where}: the server did not close a killed session; dropping the connection",
             where=self._where,
         )
-        self.conn.transport.transport.abortConnection()
+        self.conn.abort()
 
     def stderrTail(self) -> str:
         return self.stderr.tail()
@@ -308,6 +310,7 @@ class CommandSession(SSHChannel):
     """A session channel that runs one command, ignores its output, and closes."""
 
     name = b"session"
+    conn: SshConnection  # set by Conch before the channel is used
 
     def __init__(self, command: bytes) -> None:
         SSHChannel.__init__(self)
