@@ -149,3 +149,57 @@ def test_a_transport_without_back_pressure_is_refused():
 
 def test_the_package_says_it_is_typed():
     assert os.path.exists(os.path.join(PACKAGE, "py.typed"))
+
+
+def module_imports(path: str) -> set[str]:
+    """
+    The txexecnet modules that the module at C{path} imports anywhere: at
+    import time, in functions, or for type checking only (a circle hidden
+    there is a circle still).
+    """
+    relative = os.path.relpath(path, os.path.dirname(PACKAGE))[: -len(".py")]
+    name = relative.replace(os.sep, ".").removesuffix(".__init__")
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("txexecnet"))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            if target.startswith("txexecnet"):
+                found.add(target)
+                found.update(f"{target}.{a.name}" for a in node.names)
+    return found
+
+
+def test_the_modules_import_each_other_without_a_circle():
+    graph = {}
+    for path in package_modules():
+        relative = os.path.relpath(path, os.path.dirname(PACKAGE))[: -len(".py")]
+        graph[relative.replace(os.sep, ".").removesuffix(".__init__")] = module_imports(path)
+    for name in graph:
+        graph[name] = {m for m in graph[name] if m in graph and m != name}
+    # A package imports its submodules on purpose; a submodule importing
+    # its own package's __init__ back is what would be a circle.
+    seen: dict[str, int] = {}
+    circles = []
+
+    def visit(name: str, stack: list[str]) -> None:
+        seen[name] = 1
+        for other in sorted(graph[name]):
+            if seen.get(other) == 1 and not name.startswith(other + "."):
+                circles.append(" -> ".join(stack[stack.index(other) :] + [other]))
+            elif other not in seen:
+                visit(other, stack + [other])
+        seen[name] = 2
+
+    for name in sorted(graph):
+        if name not in seen:
+            visit(name, [name])
+    assert circles == [], circles

@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import queue
 import re
+import threading
 import weakref
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -249,7 +250,7 @@ class Channel(_Proxy):
         @param item: what to send (see L{txexecnet.Channel.send}).
         @raise IOError: if the channel is closed.
         """
-        if loop.inReactorThread():
+        if threading.get_ident() == loop.threadIdent:
             # A callback sending: it must not wait for the reactor it runs in.
             self.wrapped.send(item)
         else:

@@ -89,7 +89,7 @@ class Channel:
         @param item: what to send, as for L{send}.
         @raise IOError: if the channel is closed.
         """
-        if self.isclosed():
+        if self._closed or self._receiveClosed:
             raise OSError(f"cannot send to {self!r}")
         host = self.gateway
         host.sendFrameFromThread(CHANNEL_DATA, self.id, dumps_parts(item, host.channelIdOf))

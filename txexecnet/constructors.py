@@ -21,6 +21,7 @@ __all__ = [
     "SocketGateway",
     "SshGateway",
     "ThreadGateway",
+    "socketAddress",
     "socketSpec",
 ]
 
@@ -81,22 +82,30 @@ def ThreadGateway(reactor: Any = None, group: Group | None = None) -> Deferred[G
     return makegateway("thread", reactor, group=group)
 
 
+def socketAddress(host: str, port: int | None = None) -> str:
+    """
+    Where a socket gateway connects: C{host:port}, or, without a C{port},
+    C{host} taken as a Twisted client endpoint string.
+
+    @param host: a host name or address, or an endpoint string.
+    @param port: the port, if C{host} is a host.
+    """
+    if port is None:
+        return host
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
 def socketSpec(host: str, port: int | None = None, secret_file: str | None = None) -> str:
     """
-    The spec string of a socket gateway: to C{host:port}, or, without a
-    C{port}, to C{host} taken as a Twisted client endpoint string.
+    The spec string of a socket gateway (see L{socketAddress}).
 
     @param host: a host name or address, or an endpoint string.
     @param port: the port, if C{host} is a host.
     @param secret_file: a file holding the server's shared secret.
     """
-    if port is None:
-        address = host
-    elif ":" in host:
-        address = f"[{host}]:{port}"
-    else:
-        address = f"{host}:{port}"
-    spec = f"socket={address}"
+    spec = f"socket={socketAddress(host, port)}"
     if secret_file is not None:
         spec += f"//secret_file={secret_file}"
     return spec
@@ -133,11 +142,12 @@ def SocketGateway(
 
     if secret is not None and secret_file is not None:
         raise ValueError("give secret or secret_file, not both")
-    spec = XSpec(socketSpec(host, port, secret_file))
+    address = socketAddress(host, port)
     if secret_file is not None:
-        transport = SocketTransport.fromSecretFile(spec.socket, secret_file)
+        transport = SocketTransport.fromSecretFile(address, secret_file)
     else:
-        transport = SocketTransport(spec.socket, secret)
+        transport = SocketTransport(address, secret)
+    spec = XSpec(socketSpec(host, port, secret_file))
     return _groupFor(reactor, group).makegateway(spec, transport=transport)
 
 

@@ -72,22 +72,30 @@ def _reactorClass() -> type:
         return SelectReactor
 
 
+#: The class of the reactors L{newReactor} makes.  Imported with this module
+#: (Twisted's reactor modules import its TCP and TLS support, about 80 ms),
+#: so that a program's first blocking call does not wait for that.
+#: C{_registerAsIOThread} is documented on C{ReactorBase}: whether the
+#: thread that runs the reactor is registered as Twisted's one I/O thread.
+#: The global reactor may run in another thread and keeps that title.
+OWN_REACTOR = type("OwnReactor", (_reactorClass(),), {"_registerAsIOThread": False})
+
+
 def newReactor() -> Any:
     """
     A new reactor, not installed as the global one, which leaves Twisted's
     record of "the I/O thread" to the global reactor.
     """
-    # _registerAsIOThread is documented on ReactorBase: whether the thread
-    # that runs the reactor is registered as Twisted's one I/O thread.  The
-    # global reactor may run in another thread and keeps that title.
-    ownReactor = type("OwnReactor", (_reactorClass(),), {"_registerAsIOThread": False})
-    return ownReactor()
+    return OWN_REACTOR()
 
 
 class EventLoop:
     """
     A reactor in a daemon thread, started on first use and stopped at
     interpreter exit; L{call} runs a function there and waits for it.
+
+    @ivar threadIdent: the C{threading.get_ident()} of the reactor thread,
+        once started.
     """
 
     def __init__(
@@ -117,6 +125,7 @@ class EventLoop:
         self._lock = threading.Lock()
         self._reactor: Any = None
         self._thread: threading.Thread | None = None
+        self.threadIdent: int | None = None
         self._shutdownHooks: list[Callable[[], Any]] = []
 
     @property
@@ -148,6 +157,7 @@ class EventLoop:
             )
             thread.start()
             started.wait()
+            self.threadIdent = thread.ident
             self._thread = thread
             self._reactor = reactor
             self._atexitRegister(self.stop)
@@ -158,9 +168,8 @@ class EventLoop:
         return self._reactor is not None and self._thread is not None and self._thread.is_alive()
 
     def inReactorThread(self) -> bool:
-        """Whether the calling thread is the loop's reactor thread."""
-        thread = self._thread
-        return thread is not None and thread.ident == threading.get_ident()
+        """Whether the calling thread is the loop's reactor thread (see L{threadIdent})."""
+        return threading.get_ident() == self.threadIdent
 
     def atShutdown(self, hook: Callable[[], Any]) -> None:
         """

@@ -307,7 +307,9 @@ class Gateway:
         when the transport takes writes from any thread, else handed to the
         reactor, waiting while more than L{SEND_BUFFER_LIMIT} bytes are.
         """
-        size = self._frameSize(parts)
+        size = sum(map(len, parts))
+        if size > self._maxFrameSize:
+            self._frameSize(parts)  # raises, saying why
         transport = self._threadSafeTransport
         if transport is not None:
             # Written straight from this thread: no hop through the reactor.

@@ -95,7 +95,7 @@ class Group:
             spec = self._specs.pop(0) if self._specs else "popen"
         xspec = spec if isinstance(spec, XSpec) else XSpec(spec)
         if transport is None:
-            transport = xspec.kind.transportFor(xspec, self)
+            transport = xspec.transport(self)
         self.allocate_id(xspec)
         gateway = Gateway(xspec, self.reactor, maxFrameSize)
         self._gateways.append(gateway)

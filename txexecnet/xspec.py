@@ -8,8 +8,10 @@ their keys are in L{txexecnet.transports.registry}.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from .interfaces import IGatewayTransport
 from .transports.registry import GatewayKind, kindFor, kinds, optionFor
 
 __all__ = ["XSpec"]
@@ -109,6 +111,19 @@ class XSpec:
         if not name.startswith("_") and (kindFor(name) is not None or optionFor(name) is not None):
             return None
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def transport(self, group: Any) -> IGatewayTransport:
+        """
+        The transport that reaches what this spec names: from the
+        C{transportForSpec(spec, group)} of its kind's module.
+
+        @param group: the group the gateway joins (a C{via=} gateway starts
+            through another gateway of it).
+        @raise ValueError: for a spec the kind cannot honour.
+        """
+        module = importlib.import_module(self.kind.module)
+        transport: IGatewayTransport = module.transportForSpec(self, group)
+        return transport
 
     @property
     def type(self) -> str:

@@ -9,13 +9,8 @@ to L{register} (the built-in ones are at the end of this module).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
-
-if TYPE_CHECKING:
-    from ..interfaces import IGatewayTransport
-    from ..xspec import XSpec
+from typing import Callable
 
 __all__ = [
     "GatewayKind",
@@ -74,18 +69,6 @@ class GatewayKind:
     def accepts(self, key: str) -> bool:
         """Whether specs of this kind may hold C{key}."""
         return any(option.name == key for option in self.options)
-
-    def transportFor(self, spec: XSpec, group: Any) -> IGatewayTransport:
-        """
-        The transport that reaches what C{spec} names.
-
-        @param group: the group the gateway joins (a C{via=} gateway starts
-            through another gateway of it).
-        @raise ValueError: for a spec this kind cannot honour.
-        """
-        module = importlib.import_module(self.module)
-        transport: IGatewayTransport = module.transportForSpec(spec, group)
-        return transport
 
 
 _kinds: dict[str, GatewayKind] = {}
