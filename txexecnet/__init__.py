@@ -60,6 +60,7 @@ def dumps(obj: object) -> bytes:
     Serialize C{obj} (None, bool, int, float, complex, str, bytes, bytearray,
     list, tuple, dict, set, frozenset, nested) to bytes.
 
+    @param obj: the object to serialize.
     @raise DumpError: naming the type of an object that cannot be sent.
     """
     return _dumps(obj)
@@ -69,6 +70,7 @@ def loads(data: bytes) -> object:
     """
     Rebuild an object from L{dumps} output.  Never runs code.
 
+    @param data: bytes made by L{dumps}.
     @raise LoadError: for anything that is not exactly one valid item.
     """
     return _loads(data)

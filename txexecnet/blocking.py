@@ -196,6 +196,9 @@ class Gateway(_Proxy):
     """
 
     def __init__(self, wrapped: core_gateway.Gateway) -> None:
+        """
+        @param wrapped: the L{txexecnet.Gateway} to stand for; made in the reactor thread.
+        """
         self.wrapped = wrapped
         self._channels: weakref.WeakValueDictionary[int, Channel] = weakref.WeakValueDictionary()
         wrapped.channelWrapper = self._channelFor
@@ -233,6 +236,10 @@ class Channel(_Proxy):
 
     def __init__(self, gateway: Gateway, wrapped: core_channel.Channel) -> None:
         # In the reactor thread, so that no item can slip past the queue.
+        """
+        @param gateway: the blocking L{Gateway} the channel belongs to.
+        @param wrapped: the L{txexecnet.Channel} to stand for; made in the reactor thread.
+        """
         self.gateway = gateway
         self.wrapped = wrapped
         self.id = wrapped.id

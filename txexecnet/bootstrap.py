@@ -52,7 +52,12 @@ def _bootstrap(load: str, body: str, config: dict[str, Any], entry: str) -> byte
 
 
 def sourceBootstrap(config: dict[str, Any], entry: str = "serve_popen") -> bytes:
-    """Bootstrap bytes that ship the runtime's source and call C{entry(config)}."""
+    """
+    Bootstrap bytes that ship the runtime's source and call C{entry(config)}.
+
+    @param config: the remote settings (plain values) the runtime starts with.
+    @param entry: the runtime's function to call with C{config}.
+    """
     return _bootstrap("compile({},'txexecnet_remote','exec')", remoteSource(), config, entry)
 
 
@@ -68,6 +73,9 @@ def compiledBootstrap(config: dict[str, Any], entry: str = "serve_popen") -> byt
     goes already compiled, which saves the child compiling it (about 15 ms;
     no bytecode cache can be relied on).  Marshal data is only ever sent to
     the child, never read from it.
+
+    @param config: the remote settings (plain values) the runtime starts with.
+    @param entry: the runtime's function to call with C{config}.
     """
     return _bootstrap(
         "__import__('marshal').loads(__import__('binascii').a2b_base64({}))",
@@ -78,7 +86,12 @@ def compiledBootstrap(config: dict[str, Any], entry: str = "serve_popen") -> byt
 
 
 def pythonArgs(python: list[str], dontWriteBytecode: bool = False) -> list[str]:
-    """The argument vector that starts C{python} as a bootstrap-ready child."""
+    """
+    The argument vector that starts C{python} as a bootstrap-ready child.
+
+    @param python: the interpreter's command line, as words.
+    @param dontWriteBytecode: add C{-B}.
+    """
     args = list(python) + ["-u"]
     if dontWriteBytecode:
         args.append("-B")

@@ -40,6 +40,10 @@ class Channel:
     """
 
     def __init__(self, gateway: IChannelHost, id: int) -> None:
+        """
+        @param gateway: the gateway (its L{IChannelHost}) the channel belongs to.
+        @param id: the channel's id, unique within its gateway.
+        """
         self.gateway = gateway
         self.id = id
         self._items: deque[Any] = deque()

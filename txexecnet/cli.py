@@ -70,7 +70,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """
+    Run the command line; return the exit status.
+
+    @param argv: the arguments (default: C{sys.argv[1:]}).
+    """
     args = _parser().parse_args(argv)
     if args.code is not None:
         source = args.code

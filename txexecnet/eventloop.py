@@ -175,6 +175,8 @@ class EventLoop:
         """
         Run C{hook} in the reactor thread when the loop stops, and wait (a
         little) for the Deferred it may return: gateways end there.
+
+        @param hook: called with no arguments; may return a Deferred.
         """
         self._shutdownHooks.append(hook)
 
@@ -187,6 +189,9 @@ class EventLoop:
         reactor-side frames; for an unexpected one those frames are kept,
         as a L{ReactorSideError} that is its C{__cause__}.
 
+        @param f: the function to run.
+        @param args: its positional arguments.
+        @param kwargs: its keyword arguments.
         @raise ReactorThreadError: when called from the reactor thread.
         """
         if self.inReactorThread():
@@ -217,6 +222,8 @@ class EventLoop:
         """
         Run the shutdown hooks (waiting at most C{timeout} seconds), then
         stop the reactor and wait for its thread.
+
+        @param timeout: seconds to wait for the hooks, and then for the thread.
         """
         reactor, thread = self._reactor, self._thread
         if reactor is None or thread is None or not thread.is_alive():

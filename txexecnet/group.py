@@ -106,6 +106,7 @@ class Group:
         """
         The gateway of this group that a C{via=} spec names.
 
+        @param spec: a spec with C{via=ID}.
         @raise ValueError: if there is none.
         """
         if spec.via not in self:

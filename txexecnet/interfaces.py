@@ -63,6 +63,8 @@ class IGatewayTransport(Interface):
         """
         The bytes to write first, which make the remote interpreter load and
         run the remote runtime with C{config} (a dict of plain values).
+
+        @param config: the remote settings: C{env}, C{chdir}, C{nice}, C{max_frame_size}.
         """
 
     def connect(reactor, protocol, gateway):
@@ -87,13 +89,25 @@ class IThreadSafeTransport(Interface):
     """
 
     def write(data):
-        """Write C{data}, from any thread."""
+        """
+        Write C{data}, from any thread.
+
+        @param data: the bytes.
+        """
 
     def writeSequence(data):
-        """Write each of C{data} in turn, from any thread."""
+        """
+        Write each of C{data} in turn, from any thread.
+
+        @param data: byte strings, written one after the other.
+        """
 
     def waitForRoom(limit):
-        """Block the calling (non-reactor) thread while more than C{limit} bytes are unsent."""
+        """
+        Block the calling (non-reactor) thread while more than C{limit} bytes are unsent.
+
+        @param limit: the unsent bytes to wait below.
+        """
 
 
 class IBufferedReceiver(Interface):
@@ -106,7 +120,11 @@ class IBufferedReceiver(Interface):
         """A writable C{memoryview} to read into."""
 
     def bufferFilled(n):
-        """C{n} bytes were read into the view L{getReadBuffer} gave."""
+        """
+        C{n} bytes were read into the view L{getReadBuffer} gave.
+
+        @param n: how many bytes.
+        """
 
 
 class IFrameReceiver(Interface):
@@ -116,6 +134,10 @@ class IFrameReceiver(Interface):
         """
         One whole frame arrived.  C{payload} is a C{memoryview} valid only
         during the call.
+
+        @param msgtype: the message type (see the runtime's constants).
+        @param channelId: the channel it is for (0 for the gateway itself).
+        @param payload: its payload.
         """
 
     def readDelivered():
@@ -125,13 +147,23 @@ class IFrameReceiver(Interface):
         """
         The peer broke the protocol (C{why} says how): the protocol has
         stopped reading, and the connection must be dropped.
+
+        @param why: what was wrong.
         """
 
     def connectionEnded(reason):
-        """The connection is gone; C{reason} is a C{Failure} saying how."""
+        """
+        The connection is gone; C{reason} is a C{Failure} saying how.
+
+        @param reason: how it ended.
+        """
 
     def writableChanged(writable):
-        """The transport can take more (C{True}) or is full (C{False})."""
+        """
+        The transport can take more (C{True}) or is full (C{False}).
+
+        @param writable: whether the transport can take more.
+        """
 
 
 class IChannelHost(Interface):
@@ -145,6 +177,9 @@ class IChannelHost(Interface):
         Send a frame whose payload is C{parts}, byte strings written one
         after the other.
 
+        @param msgtype: the message type.
+        @param channelId: the channel.
+        @param parts: the payload, as byte strings.
         @return: a Deferred firing when the transport can take more.
         @raise DumpError: if the frame is larger than the frame limit.
         """
@@ -154,6 +189,10 @@ class IChannelHost(Interface):
         L{sendFrame} for a thread other than the reactor's: returns once the
         frame is handed over, blocking while too much is handed over but
         not yet written.
+
+        @param msgtype: the message type.
+        @param channelId: the channel.
+        @param parts: the payload, as byte strings.
         """
 
     def channelIdOf(channel):
@@ -161,6 +200,7 @@ class IChannelHost(Interface):
         The id of C{channel} (one of this gateway's, or an L{IProxy} of
         one), for sending it inside an item.
 
+        @param channel: the object a serialized item holds.
         @raise DumpError: for a channel of another gateway.
         """
 
@@ -168,22 +208,36 @@ class IChannelHost(Interface):
         """Whether the gateway has ended."""
 
     def channelEnded(channel):
-        """C{channel} will receive nothing more: the gateway may forget it."""
+        """
+        C{channel} will receive nothing more: the gateway may forget it.
+
+        @param channel: the channel.
+        """
 
     def wakeAfterRead(channel):
-        """Call C{channel.wakeReceivers()} once the current read is delivered."""
+        """
+        Call C{channel.wakeReceivers()} once the current read is delivered.
+
+        @param channel: the channel that has items for waiting receivers.
+        """
 
 
 class IChannelEnd(Interface):
     """What a gateway tells one of its channels."""
 
     def itemReceived(item):
-        """The other side sent C{item}."""
+        """
+        The other side sent C{item}.
+
+        @param item: the item, decoded.
+        """
 
     def receiveEnded(error):
         """
         The other side will send no more: C{error} is C{None} for a plain
         close, else the exception to raise once queued items are drained.
+
+        @param error: how the other side ended, or C{None} for a plain close.
         """
 
     def wakeReceivers():

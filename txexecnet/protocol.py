@@ -40,6 +40,11 @@ class FrameProtocol(Protocol):
     transport: ITransport  # once connected, which is when it is used
 
     def __init__(self, receiver: IFrameReceiver, bootstrap: bytes, maxFrameSize: int) -> None:
+        """
+        @param receiver: the L{IFrameReceiver} to deliver frames to.
+        @param bootstrap: the bytes to write once connected (they start the remote runtime).
+        @param maxFrameSize: the largest frame payload accepted.
+        """
         self.receiver = receiver
         self._bootstrap = bootstrap
         self._frames = FrameBuffer(maxFrameSize, self._deliver, expect_first=HELLO)
@@ -56,7 +61,14 @@ class FrameProtocol(Protocol):
             self.transport.write(bootstrap)
 
     def sendFrame(self, msgtype: int, channelId: int, parts: list[bytes], size: int) -> None:
-        """Write one frame whose payload is C{parts} (C{size} bytes in all), one after the other."""
+        """
+        Write one frame whose payload is C{parts} (C{size} bytes in all), one after the other.
+
+        @param msgtype: the message type.
+        @param channelId: the channel the frame is for.
+        @param parts: the payload, as byte strings.
+        @param size: the payload's length.
+        """
         header = HEADER.pack(msgtype, channelId, size)
         if size < _JOIN_LIMIT:
             self.transport.write(header + b"".join(parts))
@@ -97,6 +109,8 @@ class FrameProtocol(Protocol):
         """
         The peer broke the protocol (found here, or by the receiver in a
         frame's contents): stop reading and tell the receiver, once.
+
+        @param why: what was wrong, for the error messages.
         """
         if self._failed:
             return

@@ -137,6 +137,11 @@ class ExecnetServerProtocol(Protocol):
     transport: Any
 
     def __init__(self, factory: ExecnetServerFactory, connectionId: str, address: Any) -> None:
+        """
+        @param factory: the factory that keeps the server's settings and connections.
+        @param connectionId: the connection's name in the log.
+        @param address: the client's address.
+        """
         self.factory = factory
         self.id = connectionId
         self._peer = _describeAddress(address)
@@ -261,7 +266,11 @@ class ExecnetServerProtocol(Protocol):
         child.write(bootstrap)
 
     def childEnded(self, reason: Failure) -> None:
-        """The child has exited and its output has all been forwarded."""
+        """
+        The child has exited and its output has all been forwarded.
+
+        @param reason: how the child ended.
+        """
         log.info(
             "{connection}: child {pid} {how}; closing the connection",
             connection=self.id,
@@ -311,6 +320,8 @@ class ExecnetServerProtocol(Protocol):
         """
         End this connection now (C{why} goes to the log); fire once its
         child, if any, has been reaped.
+
+        @param why: the reason, for the log.
         """
         log.info("{connection}: closing: {why}", connection=self.id, why=why)
         self._received = self._ignore
@@ -461,6 +472,7 @@ def bootstrapBodySize(line: bytes) -> int:
     sends first, the C{repr} of a short program in ASCII, and return the
     size of the runtime that program reads after it.
 
+    @param line: the first line a client sent.
     @raise ValueError: if it is not, or the runtime it announces is larger
         than L{handshake.MAX_BOOTSTRAP_SIZE}.
     """
@@ -529,6 +541,9 @@ class ExecnetServerService(MultiService):
         endpoints: list[tuple[IStreamServerEndpoint, str]],
         open: bool = False,
     ) -> None:
+        """
+        @param factory: the factory of the connections.
+        """
         super().__init__()
         self.factory = factory
         self.open = open
@@ -610,6 +625,8 @@ def bytecodeMagic(python: list[str]) -> bytes | None:
     The bytecode magic number of the interpreter C{python} starts, which the
     server tells clients so that those running the same version can send
     the runtime already compiled; C{None} if it cannot be learnt.
+
+    @param python: the interpreter's command line, as words.
     """
     if python == [sys.executable]:
         return importlib.util.MAGIC_NUMBER

@@ -135,6 +135,8 @@ class Options(usage.Options):
         """
         Listen on a Twisted endpoint (tcp:7770, unix:/run/x.sock:mode=600...);
         repeatable.  A tcp endpoint without interface= listens on loopback.
+
+        @param description: a Twisted server endpoint string.
         """
         self["listen"].append(_loopbackUnlessSaid(description))
 
@@ -142,6 +144,8 @@ class Options(usage.Options):
         """
         Listen with TLS (see --certificate) on a plain endpoint (tcp:7771...);
         repeatable.  A tcp endpoint without interface= listens on loopback.
+
+        @param description: a plain Twisted server endpoint string, to wrap in TLS.
         """
         self["tls"].append(_loopbackUnlessSaid(description))
 
@@ -278,7 +282,11 @@ def _checkDescription(description: str) -> None:
 
 
 def makeService(options: Options) -> ExecnetServerService:
-    """The service C{twistd execnet-server} runs, from parsed L{Options}."""
+    """
+    The service C{twistd execnet-server} runs, from parsed L{Options}.
+
+    @param options: the parsed command line.
+    """
     from twisted.internet import reactor
 
     factory = ExecnetServerFactory(

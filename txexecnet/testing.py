@@ -267,6 +267,11 @@ class Frame:
     """
 
     def __init__(self, msgtype: int, channelId: int, payload: bytes) -> None:
+        """
+        @param msgtype: the message type.
+        @param channelId: the channel it is for.
+        @param payload: its payload as sent.
+        """
         self.type = MESSAGE_NAMES[msgtype]
         self.channelId = channelId
         self.payload: Any = loads(payload, lambda cid: ("channel", cid)) if payload else None
@@ -320,31 +325,59 @@ class ScriptedPeer:
         return frames
 
     def sendBytes(self, data: bytes) -> None:
-        """Hand the gateway C{data}, as if the remote side had written it."""
+        """
+        Hand the gateway C{data}, as if the remote side had written it.
+
+        @param data: bytes in the frame format, or anything else.
+        """
         assert self.connection is not None
         self.connection.protocol.dataReceived(data)
 
     def sendFrame(self, msgtype: int, channelId: int, payload: bytes = b"") -> None:
-        """Send one frame."""
+        """
+        Send one frame.
+
+        @param msgtype: the message type (see C{txexecnet._remote}).
+        @param channelId: the channel it is for.
+        @param payload: its payload.
+        """
         self.sendBytes(HEADER.pack(msgtype, channelId, len(payload)) + payload)
 
     def hello(self, **info: Any) -> None:
-        """Say hello (the runtime's first frame), with C{info} added to it."""
+        """
+        Say hello (the runtime's first frame), with C{info} added to it.
+
+        @param info: what the hello says besides the protocol version (C{pid}, C{python}...).
+        """
         hello = {"version": PROTOCOL_VERSION, "pid": 0, "python": [3, 8, 0], **info}
         self.sendFrame(HELLO, 0, dumps(hello))
 
     def send(self, channelId: int, item: Any) -> None:
-        """Send C{item} on channel C{channelId}."""
+        """
+        Send C{item} on channel C{channelId}.
+
+        @param channelId: the channel.
+        @param item: the item, serialized here.
+        """
         self.sendFrame(_remote.CHANNEL_DATA, channelId, dumps(item))
 
     def close(self, channelId: int, error: str | None = None) -> None:
-        """Close channel C{channelId}, with the remote traceback C{error} if given."""
+        """
+        Close channel C{channelId}, with the remote traceback C{error} if given.
+
+        @param channelId: the channel.
+        @param error: the error text, or C{None} for a plain close.
+        """
         if error is None:
             self.sendFrame(_remote.CHANNEL_CLOSE, channelId)
         else:
             self.sendFrame(_remote.CHANNEL_CLOSE_ERROR, channelId, dumps(error))
 
     def disconnect(self, reason: Failure | None = None) -> None:
-        """The remote side goes away: the connection ends."""
+        """
+        The remote side goes away: the connection ends.
+
+        @param reason: how it ends (default: a clean close).
+        """
         assert self.connection is not None
         self.connection.lost(reason or Failure(ConnectionDone("the peer went away")))

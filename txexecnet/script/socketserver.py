@@ -92,6 +92,9 @@ def greeting(nonce=None, bytecode=None):
     """
     The server's first line: no authentication, or a challenge with
     C{nonce}; with the children's bytecode magic number, if known.
+
+    @param nonce: the challenge's nonce, or C{None} for a server without a secret.
+    @param bytecode: the bytecode magic number of the children's Python, if known.
     """
     parts = [MAGIC, AUTH_NONE] if nonce is None else [MAGIC, AUTH_HMAC, _hex(nonce)]
     if bytecode:
@@ -100,7 +103,11 @@ def greeting(nonce=None, bytecode=None):
 
 
 def refusal(reason):
-    """The line a server sends before it closes a connection it refuses."""
+    """
+    The line a server sends before it closes a connection it refuses.
+
+    @param reason: why, for the client's error message.
+    """
     text = reason.encode("ascii", "replace").replace(b"\n", b" ")[: MAX_LINE - 20]
     return MAGIC + b" " + REFUSED + b" " + text + b"\n"
 
@@ -109,6 +116,7 @@ def parse_greeting(line):
     """
     Read the server's first line (without its newline).
 
+    @param line: the line.
     @return: C{(nonce, bytecode)}: the server's nonce, or C{None} when it
         needs no secret; its children's bytecode magic number, or C{None}.
     @raise Refused: when the server refuses the connection.
@@ -137,6 +145,8 @@ def auth_response(secret, server_nonce):
     """
     The client's answer to a challenge.
 
+    @param secret: the shared secret.
+    @param server_nonce: the nonce of the server's challenge.
     @return: C{(line, client_nonce)}: the line to send, with its newline,
         and the nonce needed to check the server's C{ok} line.
     """
@@ -149,6 +159,9 @@ def check_auth_response(secret, server_nonce, line):
     """
     Check the client's answer (a line without its newline).
 
+    @param secret: the shared secret.
+    @param server_nonce: the nonce the server sent.
+    @param line: the client's answer.
     @return: the client's nonce, for L{ok_line}.
     @raise HandshakeError: for a malformed answer or a wrong proof.
     """
@@ -163,7 +176,13 @@ def check_auth_response(secret, server_nonce, line):
 
 
 def ok_line(secret, server_nonce, client_nonce):
-    """The server's line accepting a client; it proves the server has the secret."""
+    """
+    The server's line accepting a client; it proves the server has the secret.
+
+    @param secret: the shared secret.
+    @param server_nonce: the nonce the server sent.
+    @param client_nonce: the nonce the client sent.
+    """
     return OK + b" " + _mac(secret, _SERVER_LABEL, server_nonce, client_nonce) + b"\n"
 
 
@@ -171,6 +190,10 @@ def check_ok_line(secret, server_nonce, client_nonce, line):
     """
     Check the server's answer (without its newline) to our proof.
 
+    @param secret: the shared secret.
+    @param server_nonce: the nonce the server sent.
+    @param client_nonce: the nonce the client sent.
+    @param line: the server's answer.
     @raise Refused: when the server refused the proof.
     @raise HandshakeError: when the server failed to prove it has the secret.
     """
@@ -189,6 +212,7 @@ def read_secret_file(path):
     The shared secret kept in C{path}: its bytes, surrounding whitespace
     (such as a final newline) removed.
 
+    @param path: the file.
     @raise ValueError: if the file is empty.
     @raise OSError: if it cannot be read.
     """
@@ -209,6 +233,9 @@ def child_program(parent_pid, memory_limit=0):
     grandchildren along), volunteers to be the first victim of the
     out-of-memory killer, and caps its address space at C{memory_limit}
     MiB (0: no cap), so a leak in remote code ends that child alone.
+
+    @param parent_pid: the server's pid: the child ends when it goes away.
+    @param memory_limit: the child's address space cap, in MiB (0: none).
     """
     lines = [
         "import os",
@@ -264,6 +291,9 @@ def bind_and_listen(address, backlog=64):
     """
     A listening TCP socket on C{address}: C{(host, port)}, or a
     C{"host:port"} string (C{"[::1]:7770"} for IPv6).  Port 0 picks a free one.
+
+    @param address: where to listen.
+    @param backlog: the listen queue's length.
     """
     if not isinstance(address, tuple):
         host, _, port = str(address).rpartition(":")
@@ -455,6 +485,8 @@ def serve_channel(channel):
     """
     Run a server inside a gateway (see the module docstring): receive the
     address to bind, send C{("ok", port)}, serve until the channel closes.
+
+    @param channel: the remote code's channel.
     """
     server = Server(bind_and_listen(channel.receive()))
     channel.send(("ok", server.sock.getsockname()[1]))
@@ -470,7 +502,11 @@ def serve_channel(channel):
 
 
 def main(argv=None):
-    """The command line: C{socketserver.py [options] [HOST:]PORT}."""
+    """
+    The command line: C{socketserver.py [options] [HOST:]PORT}.
+
+    @param argv: the arguments (default: C{sys.argv[1:]}).
+    """
     import argparse
     import shlex
 

@@ -98,6 +98,10 @@ class CommandConnection:
     """
 
     def __init__(self, frames: Any, gatewayId: str) -> None:
+        """
+        @param frames: the framing protocol.
+        @param gatewayId: the gateway's id, for the log of its stderr.
+        """
         self._frames = frames
         self._stderr = StderrLog(gatewayId)
         self._process: SpawnedProcess | None = None
@@ -108,6 +112,10 @@ class CommandConnection:
         """
         Start the command and connect the framing protocol to its pipes.
 
+        @param reactor: the reactor to run on.
+        @param executable: the program, as found on C{PATH}.
+        @param args: its argument vector.
+        @param env: its whole environment, or C{None} for this process's.
         @raise OSError: if it cannot be started.
         """
         process = SpawnedProcess(

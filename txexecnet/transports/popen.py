@@ -59,7 +59,12 @@ class PopenTransport(CommandTransport):
 
 
 def transportForSpec(spec: Any, group: Any) -> IGatewayTransport:
-    """The transport of a C{popen} spec (through another gateway with C{via=})."""
+    """
+    The transport of a C{popen} spec (through another gateway with C{via=}).
+
+    @param spec: the L{XSpec}.
+    @param group: the group the gateway joins, where a C{via=} gateway is found.
+    """
     if spec.via:
         from .via import ViaTransport
 

@@ -67,7 +67,11 @@ class GatewayKind:
     refusals: dict[str, str] = field(default_factory=dict)
 
     def accepts(self, key: str) -> bool:
-        """Whether specs of this kind may hold C{key}."""
+        """
+        Whether specs of this kind may hold C{key}.
+
+        @param key: an option key.
+        """
         return any(option.name == key for option in self.options)
 
 
@@ -78,6 +82,7 @@ def register(kind: GatewayKind) -> None:
     """
     Make C{kind} available to spec strings.
 
+    @param kind: the new kind.
     @raise ValueError: if its prefix is taken, or names an option of another kind.
     """
     if kind.prefix in _kinds or optionFor(kind.prefix) is not None:
@@ -86,7 +91,11 @@ def register(kind: GatewayKind) -> None:
 
 
 def unregister(prefix: str) -> None:
-    """Forget the kind that C{prefix} names (if any)."""
+    """
+    Forget the kind that C{prefix} names (if any).
+
+    @param prefix: its spec key.
+    """
     _kinds.pop(prefix, None)
 
 
@@ -96,12 +105,20 @@ def kinds() -> list[GatewayKind]:
 
 
 def kindFor(prefix: str) -> GatewayKind | None:
-    """The kind that the spec key C{prefix} names, if any."""
+    """
+    The kind that the spec key C{prefix} names, if any.
+
+    @param prefix: a spec key.
+    """
     return _kinds.get(prefix)
 
 
 def optionFor(key: str) -> Option | None:
-    """The option that C{key} is for some kind, if any."""
+    """
+    The option that C{key} is for some kind, if any.
+
+    @param key: a spec key.
+    """
     for kind in _kinds.values():
         for option in kind.options:
             if option.name == key:

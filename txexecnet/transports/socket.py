@@ -60,7 +60,11 @@ _HOST_PORT = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]/]+)):(?P<port>
 
 
 def tcpTransportOf(transport: Any) -> ITCPTransport | None:
-    """The TCP connection under C{transport} (itself, or under its TLS), if it is one."""
+    """
+    The TCP connection under C{transport} (itself, or under its TLS), if it is one.
+
+    @param transport: a protocol's transport.
+    """
     if isinstance(transport, TLSMemoryBIOProtocol):
         transport = transport.transport
     return transport if ITCPTransport.providedBy(transport) else None
@@ -74,6 +78,7 @@ def endpointTypes() -> list[str]:
 
 def checkAddress(address: str) -> None:
     """
+    @param address: the address.
     @raise ValueError: unless C{address} is C{HOST:PORT}, C{[V6ADDR]:PORT},
         or a client endpoint string of a type Twisted knows.
     """
@@ -92,6 +97,8 @@ def parseHostPort(address: str) -> tuple[str, int] | None:
     """
     Split C{"host:port"} or C{"[v6addr]:port"}; C{None} for anything else
     (which is then taken as a Twisted endpoint string).
+
+    @param address: the address.
     """
     match = _HOST_PORT.match(address)
     if match is None:
@@ -148,7 +155,11 @@ class SocketTransport:
         return b""
 
     def endpoint(self, reactor: Any) -> Any:
-        """The client endpoint that reaches the server."""
+        """
+        The client endpoint that reaches the server.
+
+        @param reactor: the reactor to connect with.
+        """
         hostPort = parseHostPort(self.address)
         if hostPort is not None:
             host, port = hostPort
@@ -347,7 +358,12 @@ class _ClientHandshake(Protocol):
 
 
 def transportForSpec(spec: Any, group: Any) -> SocketTransport:
-    """The transport of a C{socket=} spec, with the secret of its C{secret_file=}."""
+    """
+    The transport of a C{socket=} spec, with the secret of its C{secret_file=}.
+
+    @param spec: the L{XSpec}.
+    @param group: the group the gateway joins (not used).
+    """
     if spec.secret_file:
         return SocketTransport.fromSecretFile(spec.socket, spec.secret_file)
     return SocketTransport(spec.socket)

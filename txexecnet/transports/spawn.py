@@ -56,6 +56,9 @@ class SpawnedProcess:
         """
         Start C{executable} with argument vector C{args}.
 
+        @param reactor: the reactor that reads its pipes and learns of its exit.
+        @param executable: the program's path.
+        @param args: its argument vector.
         @param env: its whole environment, or C{None} for this process's.
         @param protocol: what its stdout is delivered to.
         @param stdoutEnded: called once its stdout is closed and drained.
@@ -95,7 +98,11 @@ class SpawnedProcess:
             self._poll = reactor.callLater(POLL_INTERVAL, self._reap)
 
     def signal(self, signum: int = signal.SIGKILL) -> None:
-        """Send C{signum} to the child, unless it has already been reaped."""
+        """
+        Send C{signum} to the child, unless it has already been reaped.
+
+        @param signum: the signal.
+        """
         try:
             # Popen checks that the child is not reaped (its pid reused) first.
             self._process.send_signal(signum)

@@ -62,6 +62,9 @@ class SocketConnection:
     """Ends a socket-carried gateway by half-closing or aborting the socket."""
 
     def __init__(self, protocol: Any) -> None:
+        """
+        @param protocol: the protocol whose transport is the socket.
+        """
         self._protocol = protocol
 
     def closeWrite(self) -> None:
@@ -75,5 +78,10 @@ class SocketConnection:
 
 
 def transportForSpec(spec: Any, group: Any) -> ThreadTransport:
-    """The transport of a C{thread} spec."""
+    """
+    The transport of a C{thread} spec.
+
+    @param spec: the L{XSpec}.
+    @param group: the group the gateway joins (not used).
+    """
     return ThreadTransport()

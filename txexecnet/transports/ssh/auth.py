@@ -104,6 +104,11 @@ class Credentials:
     """
 
     def __init__(self, target: SshTarget, password: bytes | None, passphrase: str | None) -> None:
+        """
+        @param target: where the connection goes (its key files and agent).
+        @param password: a password to offer, or C{None}.
+        @param passphrase: the passphrase of encrypted key files, or C{None}.
+        """
         self.password = password
         self.notes: list[str] = []
         self.files: list[_FileIdentity] = []
@@ -140,7 +145,11 @@ class Credentials:
     def agentIdentities(
         self, reactor: Any
     ) -> Deferred[tuple[list[_Identity], SSHAgentClient | None]]:
-        """The agent's keys (only those of our files if IdentitiesOnly)."""
+        """
+        The agent's keys (only those of our files if IdentitiesOnly).
+
+        @param reactor: the reactor to reach the agent's socket with.
+        """
         socketPath = self._target.agentSocket
         if socketPath is None:
             return succeed(([], None))
@@ -188,6 +197,11 @@ class UserAuthClient(SSHUserAuthClient):
     def __init__(
         self, target: SshTarget, credentials: Credentials, connection: SSHConnection
     ) -> None:
+        """
+        @param target: where the connection goes.
+        @param credentials: what to authenticate with.
+        @param connection: the service to start once authenticated.
+        """
         SSHUserAuthClient.__init__(self, target.user.encode("utf-8"), connection)
         self._target = target
         self._credentials = credentials
@@ -200,7 +214,11 @@ class UserAuthClient(SSHUserAuthClient):
         self._serverMethods = b""
 
     def prepare(self, reactor: Any) -> Deferred[None]:
-        """Gather the keys to offer: the agent's first, then files."""
+        """
+        Gather the keys to offer: the agent's first, then files.
+
+        @param reactor: the reactor to reach the agent with.
+        """
 
         def gathered(result: tuple[list[_Identity], SSHAgentClient | None]) -> None:
             agentIdentities, self._agent = result
@@ -291,7 +309,11 @@ class UserAuthClient(SSHUserAuthClient):
         )
 
     def describeFailure(self, serverSaid: str | None) -> str:
-        """Why authentication failed, for an L{AuthenticationError}."""
+        """
+        Why authentication failed, for an L{AuthenticationError}.
+
+        @param serverSaid: the server's disconnect message, if any.
+        """
         tried = ", ".join(self._tried) or "nothing (no keys, agent or password)"
         message = f"the server refused to authenticate {self._target.user}: tried {tried}"
         if self._serverMethods:

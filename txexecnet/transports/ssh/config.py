@@ -40,6 +40,9 @@ def hostMatches(patterns: Iterable[str], name: str) -> bool:
     Whether C{name} matches an OpenSSH pattern list: at least one plain
     pattern matches and no negated (C{!pattern}) one does.  Matching is
     case-insensitive, with C{*} and C{?} wildcards.
+
+    @param patterns: the patterns (C{*}, C{?}, C{!} for negation).
+    @param name: the host name.
     """
     name = name.lower()
     matched = False
@@ -70,6 +73,8 @@ def expandTokens(value: str, tokens: dict[str, str]) -> str:
     Expand a leading C{~} and the C{%x} tokens of C{ssh_config(5)}
     (C{%%}, C{%d}, C{%h}, C{%n}, C{%p}, C{%r}, C{%u}) in C{value}.
 
+    @param value: a setting's value.
+    @param tokens: token letters to their values.
     @raise ValueError: for an unknown token.
     """
     if value.startswith("~"):
@@ -106,6 +111,10 @@ class SshConfig:
     """
 
     def __init__(self, lines: list[tuple[str, list[str], str]], files: list[str]) -> None:
+        """
+        @param lines: the settings read: (keyword, arguments, file) each, in order.
+        @param files: the files they were read from.
+        """
         self._lines = lines
         self.files = files
 
@@ -129,6 +138,8 @@ class SshConfig:
         The settings that apply to C{alias}, as C{ssh alias} would see them:
         keys are lower-cased keywords, values are the first value given
         (C{identityfile}: every value, in order).  Tokens are not expanded.
+
+        @param alias: the host as given on the command line.
         """
         result: dict[str, str | list[str]] = {}
         active = True

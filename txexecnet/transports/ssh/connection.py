@@ -42,6 +42,9 @@ class SshConnectionPool:
     """
 
     def __init__(self, maxSessions: int = MAX_SESSIONS) -> None:
+        """
+        @param maxSessions: session slots per connection.
+        """
         self.maxSessions = maxSessions
         self._connections: dict[tuple[Any, ...], list[SshConnection]] = {}
 
@@ -52,6 +55,10 @@ class SshConnectionPool:
         A connection to C{key} with a session slot taken for the caller:
         one already open (or opening) with a free slot, else a new one made
         by C{connect()}.
+
+        @param reactor: the reactor the connection runs on.
+        @param key: what connections to the same place with the same credentials share.
+        @param connect: makes a new connection when none has a free slot.
         """
         poolKey = (id(reactor),) + key
         connections = self._connections.setdefault(poolKey, [])
@@ -94,6 +101,10 @@ class SshConnection(SSHConnection):
     transport: Any  # the SSH transport layer, once the service runs
 
     def __init__(self, pool: SshConnectionPool, target: SshTarget) -> None:
+        """
+        @param pool: the pool that keeps it.
+        @param target: where it goes.
+        """
         SSHConnection.__init__(self)
         self.target = target
         self.sessions = 0
@@ -127,7 +138,11 @@ class SshConnection(SSHConnection):
             d.callback(self)
 
     def startFailed(self, error: GatewayStartError) -> None:
-        """The connection could not be made ready: fail every waiter."""
+        """
+        The connection could not be made ready: fail every waiter.
+
+        @param error: why.
+        """
         self._pool._forget(self)
         if self._started or self._startError is not None:
             return
@@ -159,7 +174,14 @@ class SshConnection(SSHConnection):
 def openConnection(
     reactor: Any, pool: SshConnectionPool, target: SshTarget, credentials: Credentials
 ) -> SshConnection:
-    """Start a new SSH connection to C{target}, to be kept in C{pool}."""
+    """
+    Start a new SSH connection to C{target}, to be kept in C{pool}.
+
+    @param reactor: the reactor to run on.
+    @param pool: the pool that keeps it.
+    @param target: where it goes.
+    @param credentials: what to authenticate with.
+    """
     connection = SshConnection(pool, target)
     client = _ClientTransport(target, reactor, credentials, connection)
     client.start(

@@ -47,13 +47,22 @@ _ALGORITHMS_FOR_TYPE = {
 
 
 def fingerprint(blob: bytes) -> str:
-    """A key's fingerprint as C{ssh-keygen -l} prints it: C{SHA256:...}."""
+    """
+    A key's fingerprint as C{ssh-keygen -l} prints it: C{SHA256:...}.
+
+    @param blob: the public key, in SSH wire format.
+    """
     digest = base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii")
     return "SHA256:" + digest.rstrip("=")
 
 
 def hostKeyName(host: str, port: int) -> str:
-    """The name a host's key is filed under: C{host}, or C{[host]:port}."""
+    """
+    The name a host's key is filed under: C{host}, or C{[host]:port}.
+
+    @param host: the host name or address.
+    @param port: the port.
+    """
     host = host.lower()
     return host if port == 22 else f"[{host}]:{port}"
 
@@ -64,6 +73,9 @@ def hostKeyAlgorithms(knownTypes: Sequence[str], supported: Sequence[bytes]) -> 
     known_hosts already holds for the host (so that a server with several
     host keys shows the one we can check), then OpenSSH's usual order, then
     whatever else C{supported} has.
+
+    @param knownTypes: the key types known_hosts has for the host.
+    @param supported: the algorithms the client supports, in its order.
     """
     order: list[bytes] = []
     for keyType in knownTypes:
@@ -141,7 +153,11 @@ class KnownHosts:
         return entries
 
     def knownTypes(self, name: str) -> list[str]:
-        """The key types known_hosts holds for C{name}, in file order."""
+        """
+        The key types known_hosts holds for C{name}, in file order.
+
+        @param name: the host's name in known_hosts (see L{hostKeyName}).
+        """
         types: list[str] = []
         for entry in self._entries():
             if entry.marker is None and entry.keyType not in types and entry.matchesName(name):
@@ -155,6 +171,9 @@ class KnownHosts:
 
         @param acceptNew: when known_hosts holds no key of this type for the
             host, add this one (and log that it did) instead of refusing.
+        @param name: the host's name in known_hosts.
+        @param keyType: the key's type (C{ssh-ed25519}...).
+        @param blob: the key, in SSH wire format.
         @raise HostKeyError: when the key is revoked, differs from the one on
             file for the host, or is unknown (and C{acceptNew} is false).
         """
@@ -201,7 +220,13 @@ class KnownHosts:
         )
 
     def add(self, name: str, keyType: str, blob: bytes) -> None:
-        """Append a known_hosts line for C{name} to the first file."""
+        """
+        Append a known_hosts line for C{name} to the first file.
+
+        @param name: the host's name in known_hosts.
+        @param keyType: the key's type.
+        @param blob: the key, in SSH wire format.
+        """
         path = self.files[0]
         if self.hashNames:
             salt = os.urandom(20)

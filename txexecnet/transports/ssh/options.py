@@ -132,6 +132,7 @@ def parseDestination(destination: str) -> tuple[str | None, str, int | None]:
     brackets when a port follows (C{root@[::1]:2222}); a bare one
     (C{::1}) is taken as a host without a port.
 
+    @param destination: the destination.
     @raise ValueError: for an empty host or a port that is not a number.
     """
     user, at, hostport = destination.rpartition("@")
@@ -159,6 +160,9 @@ def remoteCommand(python: str, dontWriteBytecode: bool = False) -> bytes:
     The command line the remote login shell runs to start a bootstrap-ready
     interpreter: C{python} split into words as a shell would, then every
     word quoted, so that nothing in it is expanded but a leading C{~/}.
+
+    @param python: the interpreter's command, as a shell would read it.
+    @param dontWriteBytecode: add C{-B}.
     """
     words = shlex.split(python)
     if not words:

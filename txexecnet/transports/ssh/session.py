@@ -79,6 +79,14 @@ class GatewaySession(SSHChannel):
         opened: Deferred[IGatewayConnection],
         where: str,
     ) -> None:
+        """
+        @param command: the remote command that starts the interpreter.
+        @param frames: the framing protocol.
+        @param gateway: the gateway (its id and, to kill it, its remote pid).
+        @param reactor: the reactor to run on.
+        @param opened: fires with this session once the command runs, or fails.
+        @param where: the target, for messages.
+        """
         SSHChannel.__init__(self, localWindow=CHANNEL_WINDOW, localMaxPacket=CHANNEL_MAX_PACKET)
         self.frames = frames
         self.stderr = StderrLog(gateway.id)
@@ -143,11 +151,17 @@ class GatewaySession(SSHChannel):
             log.debug("ignoring extended data of type {type}", type=dataType)
 
     def request_exit_status(self, data: bytes) -> int:
+        """
+        @param data: the request's payload: the exit status.
+        """
         (status,) = struct.unpack(">L", data[:4])
         self._end = ProcessDone(status) if status == 0 else ProcessTerminated(exitCode=status)
         return 1
 
     def request_exit_signal(self, data: bytes) -> int:
+        """
+        @param data: the request's payload: the signal's name first.
+        """
         name, rest = getNS(data)
         signum = getattr(signal, "SIG" + name.decode("ascii", "replace"), None)
         self._end = ProcessTerminated(signal=int(signum) if signum is not None else name.decode())
@@ -313,6 +327,9 @@ class CommandSession(SSHChannel):
     conn: SshConnection  # set by Conch before the channel is used
 
     def __init__(self, command: bytes) -> None:
+        """
+        @param command: the command to run.
+        """
         SSHChannel.__init__(self)
         self._command = command
 

@@ -63,6 +63,14 @@ class SshTarget:
         acceptNewHostKeys: bool = False,
         sshConfig: str | None = None,
     ) -> None:
+        """
+        @param destination: C{[user@]host[:port]}; C{host} may be an ssh_config alias.
+        @param port: the port, overriding the destination's and ssh_config's.
+        @param identity: key files to try before those ssh_config names.
+        @param knownHosts: the one known_hosts file to use.
+        @param acceptNewHostKeys: add an unknown host key instead of refusing it.
+        @param sshConfig: the ssh_config file to read instead of the usual ones.
+        """
         user, self.alias, destPort = parseDestination(destination)
         self.sshConfig = sshConfig
         files = [sshConfig] if sshConfig else list(DEFAULT_CONFIG_FILES)

@@ -103,7 +103,11 @@ def _forGateway(error: GatewayStartError, gatewayId: str, target: SshTarget) -> 
 
 
 def transportFor(options: SshOptions) -> IGatewayTransport:
-    """The transport C{options} ask for: Conch's, or the system C{ssh} binary's."""
+    """
+    The transport C{options} ask for: Conch's, or the system C{ssh} binary's.
+
+    @param options: the SSH options.
+    """
     if options.client == "openssh":
         from .openssh import OpenSshTransport
 
@@ -112,5 +116,10 @@ def transportFor(options: SshOptions) -> IGatewayTransport:
 
 
 def transportForSpec(spec: Any, group: Any) -> IGatewayTransport:
-    """The transport of an C{ssh=} spec (see L{SshOptions.fromSpec} for its keys)."""
+    """
+    The transport of an C{ssh=} spec (see L{SshOptions.fromSpec} for its keys).
+
+    @param spec: the L{XSpec}.
+    @param group: the group the gateway joins (not used).
+    """
     return transportFor(SshOptions.fromSpec(spec))
