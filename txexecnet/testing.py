@@ -52,7 +52,7 @@ from ._remote import (
 )
 from .gateway import Gateway
 from .interfaces import IGatewayConnection, IGatewayTransport
-from .transports._pipes import PipeAddress
+from .transports.messages import MessageTransport
 from .xspec import XSpec
 
 __all__ = ["InMemoryRuntime", "ScriptedPeer", "Frame"]
@@ -61,7 +61,7 @@ _READ = 1024 * 1024
 
 
 @implementer(ITransport, IConsumer, IGatewayConnection)
-class _TestConnection:
+class _TestConnection(MessageTransport):
     """
     The framing protocol's transport in a test: what it writes goes to
     C{write}'s target; what reaches it is handed over by the test.  Also
@@ -82,23 +82,11 @@ class _TestConnection:
         if not (self.killed or self._lost):
             self._send(bytes(data))
 
-    def writeSequence(self, data: Any) -> None:
-        self.write(b"".join(data))
-
     def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         self.producer = producer
 
     def unregisterProducer(self) -> None:
         self.producer = None
-
-    def loseConnection(self) -> None:
-        self.kill()
-
-    def getPeer(self) -> PipeAddress:
-        return PipeAddress()
-
-    def getHost(self) -> PipeAddress:
-        return PipeAddress()
 
     def closeWrite(self) -> None:
         self.writeClosed = True

@@ -124,7 +124,7 @@ class SpawnedProcess:
                 self._poll = self._reactor.callLater(POLL_INTERVAL, self._reap)
             return
         if self._watcher is not None:
-            self._watcher.stop()
+            self._watcher.close()
             self._watcher = None
         self._stderr.drain()
         if returncode == 0:
@@ -137,18 +137,42 @@ class SpawnedProcess:
 
 
 @implementer(IReadDescriptor)
-class _StderrReader:
-    """Delivers what a child writes to its stderr pipe."""
+class _ReadEnd:
+    """A file descriptor that the reactor watches for reading, closed once."""
 
-    def __init__(self, reactor: Any, fd: int, received: Callable[[bytes], None]) -> None:
+    def __init__(self, reactor: Any, fd: int, prefix: str) -> None:
         self._reactor = reactor
         self._fd = fd
-        self._received = received
-        os.set_blocking(fd, False)
-        reactor.addReader(self)
+        self._prefix = prefix
 
     def fileno(self) -> int:
         return self._fd
+
+    def doRead(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define doRead()")
+
+    def close(self) -> None:
+        """Stop watching the descriptor and close it."""
+        if self._fd >= 0:
+            self._reactor.removeReader(self)
+            os.close(self._fd)
+            self._fd = -1
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.close()
+
+    def logPrefix(self) -> str:
+        return self._prefix
+
+
+class _StderrReader(_ReadEnd):
+    """Delivers what a child writes to its stderr pipe."""
+
+    def __init__(self, reactor: Any, fd: int, received: Callable[[bytes], None]) -> None:
+        _ReadEnd.__init__(self, reactor, fd, "txexecnet-stderr")
+        self._received = received
+        os.set_blocking(fd, False)
+        reactor.addReader(self)
 
     def doRead(self) -> None:
         self._readOnce()
@@ -161,7 +185,7 @@ class _StderrReader:
         except OSError:
             data = b""
         if not data:
-            self._close()
+            self.close()
             return False
         self._received(data)
         return True
@@ -173,28 +197,14 @@ class _StderrReader:
         """
         while self._fd >= 0 and self._readOnce():
             pass
-        self._close()
-
-    def _close(self) -> None:
-        if self._fd >= 0:
-            self._reactor.removeReader(self)
-            os.close(self._fd)
-            self._fd = -1
-
-    def connectionLost(self, reason: Failure) -> None:
-        self._close()
-
-    def logPrefix(self) -> str:
-        return "txexecnet-stderr"
+        self.close()
 
 
-@implementer(IReadDescriptor)
-class _PidfdWatcher:
+class _PidfdWatcher(_ReadEnd):
     """Calls C{exited()} when the process behind a Linux pidfd exits."""
 
     def __init__(self, reactor: Any, fd: int, exited: Callable[[], None]) -> None:
-        self._reactor = reactor
-        self._fd = fd
+        _ReadEnd.__init__(self, reactor, fd, "txexecnet-pidfd")
         self._exited = exited
 
     @classmethod
@@ -211,20 +221,5 @@ class _PidfdWatcher:
         reactor.addReader(watcher)
         return watcher
 
-    def fileno(self) -> int:
-        return self._fd
-
     def doRead(self) -> None:
         self._exited()
-
-    def stop(self) -> None:
-        if self._fd >= 0:
-            self._reactor.removeReader(self)
-            os.close(self._fd)
-            self._fd = -1
-
-    def connectionLost(self, reason: Failure) -> None:
-        self.stop()
-
-    def logPrefix(self) -> str:
-        return "txexecnet-pidfd"

@@ -10,15 +10,16 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost, ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer, ITransport
+from twisted.internet.interfaces import IConsumer, IProducer, ITransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..bootstrap import pythonArgs, sourceBootstrap
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
-from ._pipes import PipeAddress
+from .messages import MessageTransport
 from ._stderr import StderrLog
+from .flow import ProducerValve
 
 __all__ = ["ViaTransport", "HIGH_WATER", "LOW_WATER"]
 
@@ -150,7 +151,7 @@ class ViaTransport:
 
 
 @implementer(ITransport, IConsumer, IGatewayConnection)
-class _RelayedProcess:
+class _RelayedProcess(MessageTransport):
     """
     The relayed child's stdio as the framing protocol's transport.
 
@@ -171,8 +172,7 @@ class _RelayedProcess:
         self._lost = False
         self._unacknowledged = 0
         self._parentFull = False
-        self._producer: IPushProducer | None = None
-        self._producerPaused = False
+        self._valve = ProducerValve("a relayed gateway")
         channel.setcallback(self._received, endmarker=self._END)
         stderr.setcallback(self._stderrReceived, endmarker=self._END)
 
@@ -210,15 +210,10 @@ class _RelayedProcess:
         self._protocol.connectionLost(reason)
 
     def _steerProducer(self) -> None:
-        if self._producer is None:
-            return
-        full = self._parentFull or self._unacknowledged > HIGH_WATER
-        if full and not self._producerPaused:
-            self._producerPaused = True
-            self._producer.pauseProducing()
-        elif self._producerPaused and not self._parentFull and self._unacknowledged < LOW_WATER:
-            self._producerPaused = False
-            self._producer.resumeProducing()
+        self._valve.steer(
+            self._parentFull or self._unacknowledged > HIGH_WATER,
+            not self._parentFull and self._unacknowledged < LOW_WATER,
+        )
 
     def _parentDrained(self, result: object) -> None:
         self._parentFull = False
@@ -235,28 +230,13 @@ class _RelayedProcess:
             d.addBoth(self._parentDrained)
         self._steerProducer()
 
-    def writeSequence(self, data: Any) -> None:
-        self.write(b"".join(data))
-
-    def loseConnection(self) -> None:
-        self.kill()
-
-    def getPeer(self) -> PipeAddress:
-        return PipeAddress()
-
-    def getHost(self) -> PipeAddress:
-        return PipeAddress()
-
     # IConsumer
     def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        if not streaming:
-            raise ValueError("a relayed gateway takes push producers only")
-        self._producer = IPushProducer(producer)
-        self._producerPaused = False
+        self._valve.register(producer, streaming)
         self._steerProducer()
 
     def unregisterProducer(self) -> None:
-        self._producer = None
+        self._valve.unregister()
 
     # IGatewayConnection
     def closeWrite(self) -> None:

@@ -16,7 +16,7 @@ from twisted.conch.ssh.common import NS, getNS
 from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
+from twisted.internet.interfaces import IConsumer, IProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -24,6 +24,7 @@ from zope.interface import implementer
 from ...errors import GatewayStartError
 from ...interfaces import IGatewayConnection
 from .._stderr import StderrLog
+from ..flow import ProducerValve
 from .connection import SshConnection
 
 __all__ = [
@@ -98,8 +99,7 @@ class GatewaySession(SSHChannel):
         self._running = False
         self._queue: deque[bytes | memoryview] = deque()
         self._queued = 0
-        self._producer: IPushProducer | None = None
-        self._producerPaused = False
+        self._valve = ProducerValve("an SSH gateway session")
         self._eofWanted = False
         self._end: BaseException | None = None
         self._killCall: Any = None
@@ -252,24 +252,14 @@ class GatewaySession(SSHChannel):
         return b"".join(pieces)
 
     def _steerProducer(self) -> None:
-        if self._producer is None:
-            return
-        if not self._producerPaused and self._queued > HIGH_WATER:
-            self._producerPaused = True
-            self._producer.pauseProducing()
-        elif self._producerPaused and self._queued <= LOW_WATER:
-            self._producerPaused = False
-            self._producer.resumeProducing()
+        self._valve.steer(self._queued > HIGH_WATER, self._queued <= LOW_WATER)
 
     def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        if not streaming:
-            raise ValueError("an SSH gateway session takes push producers only")
-        self._producer = IPushProducer(producer)
-        self._producerPaused = False
+        self._valve.register(producer, streaming)
         self._steerProducer()
 
     def unregisterProducer(self) -> None:
-        self._producer = None
+        self._valve.unregister()
 
     def loseConnection(self) -> None:
         self.closing = True
