@@ -111,7 +111,7 @@ def _target(better: str, target: float | None, met: bool | None) -> str:
     if target is None:
         return ""
     sign = ">=" if better == HIGHER else "<="
-    verdict = "" if met is None else (" ok" if met else " MISS")
+    verdict = "" if met is None else (" met" if met else " not met")
     return f"{sign}{target:.2f}{verdict}"
 
 

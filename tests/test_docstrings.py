@@ -7,6 +7,7 @@ The fields of a dataclass, documented with C{@ivar}, are its parameters.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import inspect
@@ -46,25 +47,51 @@ def undocumented(function, doc: str) -> list[str]:
     return [name for name in parameters(function) if f"@param {name}:" not in doc]
 
 
-def functions_of(module) -> list[tuple[str, object, str]]:
-    """(qualified name, function, the docstring that must document it)."""
+def interface_parameters(module, interface: str) -> dict[str, list[str]]:
+    """
+    The parameters of each method of C{interface}, read from the source:
+    zope.interface's signature info misnames keyword-only parameters (they
+    come out as C{varargs} and C{kwargs}).
+    """
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.ClassDef) and node.name == interface:
+            found = {}
+            for method in node.body:
+                if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    args = method.args
+                    every = args.posonlyargs + args.args + args.kwonlyargs
+                    every += [a for a in (args.vararg, args.kwarg) if a is not None]
+                    found[method.name] = [a.arg for a in every]
+            return found
+    raise LookupError(f"no class {interface} in the source of {module.__name__}")
+
+
+def unwrapped(value):
+    """The function under C{functools} wrappers such as C{lru_cache}."""
+    return inspect.unwrap(value) if callable(value) else value
+
+
+def functions_of(module) -> list[tuple[str, list[str]]]:
+    """(qualified name, the parameters its docstring leaves undocumented) for each."""
     found = []
     for name, value in list(vars(module).items()):
         if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
             continue
         if isinstance(value, InterfaceClass):
+            signatures = interface_parameters(module, name)
             for method in value.names():
                 element = value[method]
                 if hasattr(element, "getSignatureInfo"):
-                    info = element.getSignatureInfo()
                     missing = [
                         p
-                        for p in info["positional"] + (info["kwargs"],)
-                        if p and f"@param {p}:" not in (element.__doc__ or "")
+                        for p in signatures[method]
+                        if f"@param {p}:" not in (element.__doc__ or "")
                     ]
-                    found.append((f"{name}.{method}", missing, ""))
+                    found.append((f"{name}.{method}", missing))
         elif inspect.isclass(value):
             for attr, member in list(vars(value).items()):
+                if isinstance(member, (staticmethod, classmethod)):
+                    member = member.__func__
                 if not inspect.isfunction(member) or (attr.startswith("_") and attr != "__init__"):
                     continue
                 if attr != "__init__" and declared_elsewhere(value, attr):
@@ -76,15 +103,16 @@ def functions_of(module) -> list[tuple[str, object, str]]:
                         # The fields are the parameters: @ivar documents both.
                         classDoc = classDoc.replace("@ivar ", "@param ")
                     doc += classDoc
-                found.append((f"{name}.{attr}", undocumented(member, doc), ""))
-        elif inspect.isfunction(value):
-            found.append((name, undocumented(value, inspect.getdoc(value) or ""), ""))
+                found.append((f"{name}.{attr}", undocumented(member, doc)))
+        elif inspect.isfunction(unwrapped(value)):
+            function = unwrapped(value)
+            found.append((name, undocumented(function, inspect.getdoc(function) or "")))
     return found
 
 
 @pytest.mark.parametrize("module", public_modules())
 def test_every_parameter_is_documented(module):
     missing = {
-        name: params for name, params, _ in functions_of(importlib.import_module(module)) if params
+        name: params for name, params in functions_of(importlib.import_module(module)) if params
     }
     assert missing == {}

@@ -325,7 +325,9 @@ class ScriptedPeer:
         """
         Send one frame.
 
-        @param msgtype: the message type (see C{txexecnet._remote}).
+        @param msgtype: the message type, a number: 0 C{HELLO}, 1 C{CHANNEL_EXEC},
+            2 C{CHANNEL_DATA}, 3 C{CHANNEL_CLOSE}, 4 C{CHANNEL_CLOSE_ERROR},
+            5 C{CHANNEL_LAST_MESSAGE}, 6 C{GATEWAY_EXIT}.
         @param channelId: the channel it is for.
         @param payload: its payload.
         """

@@ -554,4 +554,5 @@ def main(argv=None):
 if __name__ == "__main__":
     main()
 elif __name__ == "__channelexec__":
-    serve_channel(channel)  # type: ignore[name-defined]  # noqa: F821 -- the global a gateway gives remote code
+    # The global that a gateway gives remote code.
+    serve_channel(channel)  # type: ignore[name-defined]  # noqa: F821

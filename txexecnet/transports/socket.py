@@ -140,12 +140,16 @@ class SocketTransport:
         """
         A transport whose secret is kept in the file C{path}.
 
+        @param address: the server's address, as for L{SocketTransport}.
+        @param path: the file holding the shared secret (surrounding
+            whitespace, such as a final newline, is not part of it).
+        @param timeout: seconds to connect and finish the handshake.
         @raise ValueError: if the file cannot be read or is empty.
         """
         try:
             secret = handshake.read_secret_file(path)
         except OSError as e:
-            raise ValueError(f"cannot read secret_file {path!r}: {e.strerror}")
+            raise ValueError(f"cannot read secret_file {path!r}: {e.strerror}") from None
         return cls(address, secret, timeout)
 
     def bootstrap(self, config: dict[str, Any]) -> bytes:

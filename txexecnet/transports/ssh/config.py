@@ -123,6 +123,8 @@ class SshConfig:
         """
         Read each of C{paths} that exists, in order; a file that does not
         exist is skipped, as by C{ssh}.
+
+        @param paths: the ssh_config files, in reading order (C{~} is expanded).
         """
         lines: list[tuple[str, list[str], str]] = []
         files: list[str] = []

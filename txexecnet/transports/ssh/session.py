@@ -228,7 +228,10 @@ class GatewaySession(SSHChannel):
         self._steerProducer()
 
     def _nextPacket(self, limit: int) -> bytes | memoryview:
-        """Take up to C{limit} queued bytes: a slice of one big write, or several small ones joined."""
+        """
+        Take up to C{limit} queued bytes: a slice of one big write, or several
+        small ones joined.
+        """
         queue = self._queue
         first = queue[0]
         if len(first) >= limit or len(queue) == 1:

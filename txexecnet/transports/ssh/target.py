@@ -170,7 +170,12 @@ class SshTarget:
 
     @classmethod
     def fromOptions(cls, options: SshOptions) -> SshTarget:
-        """The target that C{options} name."""
+        """
+        The target that C{options} name.
+
+        @param options: what the caller asked for (its destination, port,
+            identity, known_hosts, accept_new_host_keys and ssh_config).
+        """
         return cls(
             options.destination,
             options.port,
