@@ -47,6 +47,10 @@ def names_defined_in(tree: ast.AST) -> set[str]:
     return names
 
 
+#: Names of the standard library that are public in spite of their underscore.
+PUBLIC_DESPITE_UNDERSCORE = {"os._exit"}
+
+
 def is_private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
@@ -72,7 +76,7 @@ def private_uses(path: str) -> list[str]:
             target = node.value
             if isinstance(target, ast.Name) and target.id in ("self", "cls"):
                 continue
-            if node.attr not in own:
+            if node.attr not in own and ast.unparse(node) not in PUBLIC_DESPITE_UNDERSCORE:
                 found.append(f"{node.lineno}: {ast.unparse(node)}")
     return found
 

@@ -235,3 +235,11 @@ def test_the_example_in_the_module_docstring_runs():
     namespace = {}
     exec(compile(example, "txexecnet.testing example", "exec"), namespace)
     namespace["runtime"].stop()
+
+
+def test_a_hello_that_claims_to_be_huge_is_refused_at_once():
+    peer = ScriptedPeer(Clock())
+    peer.sendBytes(HEADER.pack(HELLO, 0, 200 * 1024 * 1024))
+    error = failure(peer.started, GatewayStartError)
+    assert "a hello frame of 209715200 bytes announced; it is at most 65536" in str(error)
+    assert peer.connection.killed

@@ -18,6 +18,7 @@ import os
 import struct
 import sys
 import threading
+import time
 from _queue import Empty, SimpleQueue
 from time import monotonic
 
@@ -47,6 +48,9 @@ HEADER_SIZE = HEADER.size
 
 #: Frames larger than this are a protocol error unless configured otherwise.
 DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024
+
+#: The largest first frame (the remote side's hello) a receiver accepts.
+MAX_FIRST_FRAME_SIZE = 65536
 
 #: How deeply containers may nest in one serialized item.
 MAX_DEPTH = 200
@@ -466,6 +470,13 @@ class FrameBuffer(object):
                         "expected a %s frame, got %r"
                         % (MESSAGE_NAMES[self._expect_first].lower(), bytes(view[pos : pos + 80]))
                     )
+                if length > MAX_FIRST_FRAME_SIZE:
+                    # A hello is a few hundred bytes: a peer that claims
+                    # more is not a txexecnet runtime, and is not waited for.
+                    raise ProtocolError(
+                        "a %s frame of %d bytes announced; it is at most %d"
+                        % (MESSAGE_NAMES[msgtype].lower(), length, MAX_FIRST_FRAME_SIZE)
+                    )
                 self._expect_first = None
             if msgtype not in MESSAGE_NAMES or length > self._max_frame_size:
                 check_header(msgtype, length, self._max_frame_size)
@@ -791,26 +802,40 @@ class RemoteGateway(object):
     def _log_exception(self, what, error):
         import traceback
 
-        sys.stderr.write(
-            "txexecnet remote: %s\n%s"
+        _say(
+            "%s\n%s"
             % (what, "".join(traceback.format_exception(type(error), error, error.__traceback__)))
         )
-        sys.stderr.flush()
 
     # reading
-    def serve(self, info):
+    def serve(self, info, after_hello=None):
         """
         Say hello, then read and dispatch frames until the local side says
-        exit or the stream ends.  Returns when every exec thread is done.
+        exit or the stream ends.  Returns once every exec thread is done, or
+        has been given up on (see L{_shutdown}); return whether all are done.
+
+        @param after_hello: called once the hello is sent, before any frame
+            is read: for set-up that need not delay the gateway's start.
         """
         self._send(HELLO, 0, [dumps(info)])
-        self._read_loop()
+        try:
+            if after_hello is not None:
+                after_hello()
+            self._read_loop()
+        except ParentGone as e:
+            with self._readlock:
+                self._ended = True
+                self._end_error = e
+                self._reader_wait.notify_all()
+                self._role_free.notify_all()
         error = self._end_error
         if isinstance(error, ProtocolError):
-            sys.stderr.write("txexecnet remote: protocol error: %s\n" % (error,))
+            _say("protocol error: %s\n" % (error,))
+        elif isinstance(error, ParentGone):
+            _say("%s; ending\n" % (error,))
         elif error is not None:
             self._log_exception("reader failed", error)
-        self._shutdown()
+        return self._shutdown()
 
     def _read_loop(self):
         """The reader thread: read whenever no receiver reads for itself."""
@@ -966,15 +991,115 @@ class RemoteGateway(object):
             pass
 
     def _shutdown(self):
+        """
+        The stream has ended: close every channel (a waiting C{receive()}
+        raises C{EOFError}), give exec threads L{SHUTDOWN_GRACE} seconds to
+        finish, then raise C{KeyboardInterrupt} in those still running and
+        give them L{INTERRUPT_GRACE} more.  Return whether all have ended:
+        code blocked in a system call cannot be interrupted, and is left to
+        the process's exit.
+        """
+        _shutting_down.set()
         with self._chanlock:
             channels = list(self._channels.values())
         for ch in channels:
             ch._local_close()
-        for t in list(self._threads):
-            t.join()
+        running = _join_until(self._threads, monotonic() + SHUTDOWN_GRACE)
+        if running:
+            for t in running:
+                _interrupt(t)
+            running = _join_until(running, monotonic() + INTERRUPT_GRACE)
         with self._writelock:
             self._writeclosed = True
         self._io.close()
+        return not running
+
+
+def _say(text):
+    """Write to stderr (the local side's log), if anyone still reads it."""
+    try:
+        sys.stderr.write("txexecnet remote: " + text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+#: Seconds exec threads have to finish once the frame stream has ended...
+SHUTDOWN_GRACE = 2.0
+#: ...and then, interrupted with C{KeyboardInterrupt}, to unwind.
+INTERRUPT_GRACE = 1.0
+#: Seconds the interpreter's own exit may take (atexit handlers, threads
+#: that remote code started) before the process ends regardless.
+EXIT_GRACE = 2.0
+
+
+def _join_until(threads, deadline):
+    """Wait for C{threads} until C{deadline}; return those still running."""
+    for t in threads:
+        t.join(max(0.0, deadline - monotonic()))
+    return [t for t in threads if t.is_alive()]
+
+
+def _interrupt(thread):
+    """Raise C{KeyboardInterrupt} in C{thread} when it next runs Python code."""
+    try:
+        import ctypes
+
+        set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    except (ImportError, AttributeError):  # not CPython
+        return
+    set_async_exc(ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt))
+
+
+class ParentGone(Exception):
+    """The process that started this one has died (or sent C{SIGTERM})."""
+
+
+#: Set once a gateway of this process has begun to shut down.
+_shutting_down = threading.Event()
+
+
+def _parent_gone(signum, frame):
+    # Raised in the main thread, out of whatever wait it is in: its read of
+    # the stream ends as if the stream had, and the same shutdown follows
+    # (unless it is under way: the stream usually ends too).  That shutdown
+    # gets a bound of its own, whatever it runs into.
+    _exit_after(SHUTDOWN_GRACE + INTERRUPT_GRACE + EXIT_GRACE, 1)
+    if not _shutting_down.is_set():
+        raise ParentGone("the parent process is gone")
+
+
+def _die_with_parent():
+    """
+    End this process, as its stream's end would, when its parent dies:
+    the parent-death signal of Linux, a second line behind the end of
+    stdin, which a forked copy of the parent holding the pipe keeps open.
+    Main thread only.
+    """
+    import signal
+
+    parent = os.getppid()
+    signal.signal(signal.SIGTERM, _parent_gone)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (ImportError, OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # the parent died before the request
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _exit_after(seconds, status):
+    """End the process after C{seconds}, however its exit goes."""
+
+    def later():
+        time.sleep(seconds)
+        os._exit(status)
+
+    t = threading.Thread(target=later, name="txexecnet-exit")
+    t.daemon = True
+    t.start()
 
 
 def _hello_info():
@@ -1003,14 +1128,28 @@ def configure(config):
         os.nice(int(nice))
 
 
-def serve(io, config=None):
-    """Run a remote gateway on C{io} until the local side lets go."""
+def serve(io, config=None, after_hello=None):
+    """
+    Run a remote gateway on C{io} until the local side lets go; return
+    whether all its exec threads have ended.
+    """
     config = config or {}
     configure(config)
     gateway = RemoteGateway(io, config.get("max_frame_size", DEFAULT_MAX_FRAME_SIZE))
-    gateway.serve(_hello_info())
+    return gateway.serve(_hello_info(), after_hello)
 
 
 def serve_popen(config=None):
-    """Entry point of a popen or ssh child: serve on stdin/stdout."""
-    serve(popen_io(), config)
+    """
+    Entry point of a popen or ssh child: serve on stdin/stdout, then end
+    the process within a bounded time, whatever remote code still does.
+    """
+    finished = serve(popen_io(), config, _die_with_parent)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if not finished:
+        os._exit(1)
+    _exit_after(EXIT_GRACE, 0)
