@@ -11,6 +11,7 @@ import inspect
 import os
 import subprocess
 import sys
+import time
 import traceback
 
 import pytest
@@ -288,3 +289,38 @@ def test_blocking_signatures_are_the_twisted_ones():
     assert "reactor" not in inspect.signature(blocking.SshGateway).parameters
     assert "group" in inspect.signature(blocking.SocketGateway).parameters
     assert "frameReceived" not in dir(blocking.Gateway)
+
+
+def own_rss() -> int:
+    with open("/proc/self/status") as f:
+        return [int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")][0]
+
+
+def test_the_blocking_facade_keeps_the_window_both_ways():
+    MiB = 1024 * 1024
+    gw = blocking.makegateway("popen//window=4M")
+    try:
+        # Remote -> local: a receiver that waits holds about a window; what
+        # it receives opens the window again.
+        before = own_rss()
+        flood = gw.remote_exec("for i in range(64):\n    channel.send(bytes([i]) * (1024 * 1024))")
+        time.sleep(1)
+        held = own_rss() - before
+        got = [flood.receive(T) for _ in range(64)]
+        assert [item[0] for item in got] == list(range(64))
+        # Local -> remote: the sends wait while the remote does not receive.
+        sink = gw.remote_exec(
+            "import time\ndef rss():\n    for line in open('/proc/self/status'):\n"
+            "        if line.startswith('VmRSS:'):\n            return int(line.split()[1]) * 1024\n"
+            "before = rss()\ntime.sleep(1)\ngrown = rss() - before\n"
+            "n = sum(len(x) for x in iter(channel.receive, None))\nchannel.send((n, grown))"
+        )
+        for i in range(64):
+            sink.send(bytes([i]) * MiB)
+        sink.send(None)
+        total, grown = sink.receive(T)
+        assert total == 64 * MiB
+        assert grown < 16 * MiB, f"the remote grew by {grown / MiB:.0f} MiB"
+        assert held < 16 * MiB, f"the receiver grew by {held / MiB:.0f} MiB"
+    finally:
+        gw.exit(timeout=3)

@@ -243,3 +243,48 @@ def test_a_hello_that_claims_to_be_huge_is_refused_at_once():
     error = failure(peer.started, GatewayStartError)
     assert "a hello frame of 209715200 bytes announced; it is at most 65536" in str(error)
     assert peer.connection.killed
+
+
+def test_sends_that_wait_for_the_window_say_so_until_the_other_side_receives():
+    from twisted.logger import globalLogPublisher
+
+    from txexecnet._remote import CHANNEL_CREDIT, CREDIT, WINDOW_WARNING
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        clock = Clock()
+        peer = ScriptedPeer(clock, spec="thread//id=windowed//window=1M")
+        peer.hello()
+        gateway = result(peer.started)
+        ch = gateway.remote_exec("pass")
+        first = ch.send(b"x" * (1024 * 1024))
+        held = ch.send(b"y")
+        assert first.called and not held.called
+        assert [f.type for f in peer.frames()] == ["CHANNEL_EXEC", "CHANNEL_DATA"]
+        clock.advance(WINDOW_WARNING)
+        warnings = [e for e in events if "has waited" in e.get("log_format", "")]
+        assert len(warnings) == 1 and warnings[0]["waited"] == WINDOW_WARNING
+        peer.sendFrame(CHANNEL_CREDIT, ch.id, CREDIT.pack(1024 * 1024 + 13))
+        assert held.called
+        assert [f.type for f in peer.frames()] == ["CHANNEL_DATA"]
+        clock.advance(WINDOW_WARNING * 3)
+        assert len([e for e in events if "has waited" in e.get("log_format", "")]) == 1
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+
+
+def test_the_receiver_tells_the_sender_every_quarter_window():
+    peer = ScriptedPeer(Clock(), spec="thread//id=credits//window=1M")
+    peer.hello()
+    gateway = result(peer.started)
+    ch = gateway.remote_exec("pass")
+    peer.frames()
+    for _ in range(3):
+        peer.send(ch.id, b"z" * 100_000)
+    for _ in range(3):
+        result(ch.receive())
+    [credit] = [f for f in peer.frames() if f.type == "CHANNEL_CREDIT"]
+    # Told once, past a quarter of the window: three items of a tag byte, a
+    # 4-byte length and 100,000 bytes each.
+    assert credit.payload == 3 * (1 + 4 + 100_000)

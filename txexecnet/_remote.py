@@ -32,6 +32,7 @@ CHANNEL_CLOSE = 3
 CHANNEL_CLOSE_ERROR = 4
 CHANNEL_LAST_MESSAGE = 5
 GATEWAY_EXIT = 6
+CHANNEL_CREDIT = 7
 
 MESSAGE_NAMES = {
     HELLO: "HELLO",
@@ -41,6 +42,7 @@ MESSAGE_NAMES = {
     CHANNEL_CLOSE_ERROR: "CHANNEL_CLOSE_ERROR",
     CHANNEL_LAST_MESSAGE: "CHANNEL_LAST_MESSAGE",
     GATEWAY_EXIT: "GATEWAY_EXIT",
+    CHANNEL_CREDIT: "CHANNEL_CREDIT",
 }
 
 HEADER = struct.Struct(">BII")
@@ -48,6 +50,14 @@ HEADER_SIZE = HEADER.size
 
 #: Frames larger than this are a protocol error unless configured otherwise.
 DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024
+
+#: Bytes of items (as serialized) that a channel's receiver may hold not yet
+#: received before the sender on that channel waits: per channel, so one
+#: slow receiver holds back its own sender and no other.  0: no window.
+DEFAULT_WINDOW = 16 * 1024 * 1024
+
+#: Seconds a send waits for the window before it says so (then again).
+WINDOW_WARNING = 10.0
 
 #: The largest first frame (the remote side's hello) a receiver accepts.
 MAX_FIRST_FRAME_SIZE = 65536
@@ -123,6 +133,8 @@ _TAG_INT = struct.Struct(">Bi")
 _TAG_FLOAT = struct.Struct(">Bd")
 _TAG_COMPLEX = struct.Struct(">Bdd")
 _U32 = struct.Struct(">I")
+#: A CHANNEL_CREDIT payload: bytes of items the receiver has taken.
+CREDIT = struct.Struct(">Q")
 _I32 = struct.Struct(">i")
 _F64 = struct.Struct(">d")
 _C128 = struct.Struct(">dd")
@@ -523,6 +535,9 @@ class Channel(object):
         self._callback = None
         self._endmarker = NO_ENDMARKER_WANTED
         self._lock = threading.Lock()
+        self._credited = threading.Condition(self._lock)
+        self._outstanding = 0  # bytes sent that the other side has not taken yet
+        self._untold = 0  # bytes taken here that the other side has not been told of
 
     def __repr__(self):
         return "<Channel id=%d %s>" % (self.id, "closed" if self.isclosed() else "open")
@@ -532,10 +547,58 @@ class Channel(object):
         return self._closed or self._receiveclosed.is_set()
 
     def send(self, item):
-        """Send C{item} to the other side."""
+        """
+        Send C{item} to the other side; wait while the other side holds a
+        window's worth of items it has not received yet.
+        """
         if self.isclosed():
             raise IOError("cannot send to %r" % (self,))
-        self.gateway._send(CHANNEL_DATA, self.id, dumps_parts(item, self.gateway._channel_id))
+        gateway = self.gateway
+        parts = dumps_parts(item, gateway._channel_id)
+        window = gateway._window
+        if window:
+            size = sum(map(len, parts))
+            with self._lock:
+                if self._outstanding >= window:
+                    self._wait_for_window(window)
+                self._outstanding += size
+        gateway._send(CHANNEL_DATA, self.id, parts)
+
+    def _wait_for_window(self, window):
+        """Wait (lock held) until the other side takes items; say so when it is long."""
+        waited = 0.0
+        while self._outstanding >= window and not self.isclosed():
+            if not self.gateway._wait_for_reader(self._credited.wait, WINDOW_WARNING):
+                waited += WINDOW_WARNING
+                _say(
+                    "send() on channel %d has waited %d s: the other side holds %d bytes "
+                    "of its items, not received yet (if both sides send before they "
+                    "receive, each waits for the other: see the window= spec option)\n"
+                    % (self.id, waited, self._outstanding)
+                )
+        if self.isclosed():
+            raise IOError("cannot send to %r" % (self,))
+
+    def _credit(self, size):
+        """The other side has taken C{size} bytes of our items."""
+        with self._lock:
+            self._outstanding -= size
+            self._credited.notify_all()
+
+    def _taken(self, size):
+        """C{size} bytes of items were taken here: tell the other side every quarter window."""
+        window = self.gateway._window
+        if not window:
+            return
+        with self._lock:
+            self._untold += size
+            if self._untold < window >> 2:
+                return
+            size, self._untold = self._untold, 0
+        try:
+            self.gateway._send(CHANNEL_CREDIT, self.id, [CREDIT.pack(size)])
+        except IOError:
+            pass  # the gateway is closed: no one to tell
 
     def receive(self, timeout=None):
         """
@@ -553,7 +616,9 @@ class Channel(object):
             if self._remoteerror is not None:
                 raise self._remoteerror
             raise EOFError("channel %d is closed" % self.id)
-        return x
+        item, size = x
+        self._taken(size)
+        return item
 
     def __iter__(self):
         return self
@@ -588,7 +653,8 @@ class Channel(object):
                 if endmarker is not NO_ENDMARKER_WANTED:
                     callback(endmarker)
             else:
-                callback(x)
+                callback(x[0])
+                self._taken(x[1])
 
     def waitclose(self, timeout=None):
         """
@@ -614,16 +680,17 @@ class Channel(object):
             self.gateway._send(CHANNEL_CLOSE, self.id, [])
         self._local_close()
 
-    def _deliver(self, item):
+    def _deliver(self, item, size):
         with self._lock:
             callback = self._callback
             if callback is None:
-                self._items.put(item)
+                self._items.put((item, size))
                 return
         try:
             callback(item)
         except Exception as e:
             self.gateway._log_exception("callback of channel %d failed" % self.id, e)
+        self._taken(size)
 
     def _local_close(self, error=None):
         """The other side will send no more; wake receivers."""
@@ -633,6 +700,7 @@ class Channel(object):
             if error is not None:
                 self._remoteerror = RemoteError(error)
             self._receiveclosed.set()
+            self._credited.notify_all()
             callback = self._callback
             if callback is None:
                 self._items.put(_ENDMARKER)
@@ -735,9 +803,10 @@ class RemoteGateway(object):
     once when a thread waits with a timeout or in C{waitclose()}.
     """
 
-    def __init__(self, io, max_frame_size=DEFAULT_MAX_FRAME_SIZE):
+    def __init__(self, io, max_frame_size=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW):
         self._io = io
         self._max_frame_size = max_frame_size
+        self._window = window
         self._writelock = threading.Lock()
         self._channels = {}
         self._chanlock = threading.Lock()
@@ -939,7 +1008,14 @@ class RemoteGateway(object):
             except LoadError as e:
                 ch._local_close("undecodable item: %s" % (e,))
                 return False
-            ch._deliver(item)
+            ch._deliver(item, len(payload))
+        elif msgtype == CHANNEL_CREDIT:
+            if len(payload) != CREDIT.size:
+                raise ProtocolError("a credit frame of %d bytes" % len(payload))
+            with self._chanlock:
+                ch = self._channels.get(cid)
+            if ch is not None:
+                ch._credit(CREDIT.unpack(payload)[0])
         elif msgtype == CHANNEL_EXEC:
             self._start_exec(cid, bytes(payload))
         elif msgtype == CHANNEL_CLOSE or msgtype == CHANNEL_LAST_MESSAGE:
@@ -1135,7 +1211,11 @@ def serve(io, config=None, after_hello=None):
     """
     config = config or {}
     configure(config)
-    gateway = RemoteGateway(io, config.get("max_frame_size", DEFAULT_MAX_FRAME_SIZE))
+    gateway = RemoteGateway(
+        io,
+        config.get("max_frame_size", DEFAULT_MAX_FRAME_SIZE),
+        config.get("window", DEFAULT_WINDOW),
+    )
     return gateway.serve(_hello_info(), after_hello)
 
 

@@ -235,18 +235,26 @@ class Channel(_Proxy):
     """
 
     def __init__(self, gateway: Gateway, wrapped: core_channel.Channel) -> None:
-        # In the reactor thread, so that no item can slip past the queue.
         """
         @param gateway: the blocking L{Gateway} the channel belongs to.
-        @param wrapped: the L{txexecnet.Channel} to stand for; made in the reactor thread.
+        @param wrapped: the L{txexecnet.Channel} to stand for; made in the reactor
+            thread, so that no item can slip past the queue.
         """
         self.gateway = gateway
         self.wrapped = wrapped
         self.id = wrapped.id
+        # Items with their sizes: they count as received (for the window)
+        # once receive() has returned them, told every quarter window.
         self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._sink: Callable[[Any], None] = self._items.put
+        self._sink: Callable[[Any, int], None] = self._queue
         self._hasCallback = False
-        wrapped.setcallback(lambda item: self._sink(item), _END)
+        self._quarter = wrapped.gateway.window >> 2
+        self._untold = 0
+        self._untoldLock = threading.Lock()
+        wrapped.handOver(lambda item, size: self._sink(item, size), _END)
+
+    def _queue(self, item: Any, size: int) -> None:
+        self._items.put(item if item is _END else (item, size))
 
     def send(self, item: Any) -> None:
         """
@@ -280,14 +288,22 @@ class Channel(_Proxy):
         if self._hasCallback:
             raise OSError("cannot receive(): the channel has a callback")
         try:
-            item = self._items.get(timeout=timeout)
+            queued = self._items.get(timeout=timeout)
         except queue.Empty:
             raise TimeoutError(f"no item on channel {self.id} after {timeout} seconds") from None
-        if item is _END:
+        if queued is _END:
             self._items.put(_END)
             error = self.wrapped.endError()
             assert error is not None
             raise error.with_traceback(None)
+        item, size = queued
+        if self._quarter:
+            with self._untoldLock:
+                self._untold += size
+                if self._untold < self._quarter:
+                    return item
+                size, self._untold = self._untold, 0
+            self.wrapped.tookFromThread(size)
         return item
 
     def __iter__(self) -> Iterator[Any]:
@@ -317,18 +333,20 @@ class Channel(_Proxy):
             if self._hasCallback:
                 raise OSError("a callback is already set")
 
-            def sink(item: Any) -> None:
+            def sink(item: Any, size: int) -> None:
                 if item is _END:
                     if endmarker is not NO_ENDMARKER_WANTED:
                         callback(endmarker)
                 else:
                     callback(item)
+                    self.wrapped.took(size)
 
             while True:
                 try:
-                    sink(self._items.get_nowait())
+                    queued = self._items.get_nowait()
                 except queue.Empty:
                     break
+                sink(*((queued, 0) if queued is _END else queued))
             self._sink = sink
             self._hasCallback = True
 

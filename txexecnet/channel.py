@@ -4,6 +4,7 @@ The local end of a channel: the same verbs as execnet's, returning Deferreds.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from typing import Any, Callable
 
@@ -11,11 +12,16 @@ from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted.logger import Logger
+
 from ._remote import (
     CHANNEL_CLOSE,
     CHANNEL_CLOSE_ERROR,
+    CHANNEL_CREDIT,
     CHANNEL_DATA,
+    CREDIT,
     NO_ENDMARKER_WANTED,
+    WINDOW_WARNING,
     TimeoutError,
     dumps,
     dumps_parts,
@@ -23,6 +29,8 @@ from ._remote import (
 from .interfaces import IChannelEnd, IChannelHost
 
 __all__ = ["Channel", "NO_ENDMARKER_WANTED"]
+
+log = Logger(namespace="txexecnet.channel")
 
 
 @implementer(IChannelEnd)
@@ -34,6 +42,11 @@ class Channel:
     items that arrived first and then fails: C{EOFError} for a plain close,
     L{RemoteError} for a close with an error (a remote exception), and
     L{GatewayClosed} if the whole gateway went away.
+
+    Each direction of a channel has a window (the gateway's C{window}, 16
+    MiB unless its spec says otherwise): once the receiver holds that many
+    bytes of items it has not received, the sender waits, and resumes as
+    they are received.  Other channels of the gateway go on meanwhile.
 
     @ivar gateway: the gateway this channel belongs to (its L{IChannelHost}).
     @ivar id: the channel id, unique within its gateway.
@@ -52,9 +65,20 @@ class Channel:
         self._closed = False
         self._receiveClosed = False
         self._endError: BaseException | None = None
-        self._callback: Callable[[Any], object] | None = None
+        self._callback: Callable[[Any, int], object] | None = None
         self._endmarker: Any = NO_ENDMARKER_WANTED
         self._wakePending = False
+        # Receiving: the size of each queued item, and what was taken but
+        # not yet told to the other side (which it is every quarter window).
+        self._sizes: deque[int] = deque()
+        self._untold = 0
+        self._counted = True
+        # Sending: what the other side has not taken yet, and the frames
+        # (with the Deferreds of their sends) that wait for it to.
+        self._outstanding = 0
+        self._held: deque[tuple[int, list[bytes], int, Deferred[None] | None]] = deque()
+        self._credited = threading.Condition()
+        self._heldWarning: Any = None
 
     def __repr__(self) -> str:
         state = "closed" if self.isclosed() else "open"
@@ -70,8 +94,10 @@ class Channel:
 
         The item is serialized at once, so an unsupported type raises
         L{DataFormatError} here, on the sending side.  The returned Deferred
-        fires when the transport can take more: a producer that waits on it
-        cannot fill memory faster than the remote side reads.
+        fires when the item is written and the transport can take more: a
+        producer that waits on it cannot fill memory faster than the remote
+        side reads.  While the other side holds a window's worth of items it
+        has not received, the item waits here, and so does the Deferred.
 
         @param item: what to send: None, bool, int, float, complex, str,
             bytes, bytearray, list, tuple, dict, set, frozenset, channels of
@@ -81,14 +107,42 @@ class Channel:
         if self.isclosed():
             raise OSError(f"cannot send to {self!r}")
         host = self.gateway
-        return host.sendFrame(CHANNEL_DATA, self.id, dumps_parts(item, host.channelIdOf))
+        parts = dumps_parts(item, host.channelIdOf)
+        window = host.window
+        if window:
+            size = sum(map(len, parts))
+            with self._credited:
+                if self._held or self._outstanding >= window:
+                    d: Deferred[None] = Deferred()
+                    self._held.append((CHANNEL_DATA, parts, size, d))
+                    if self._heldWarning is None:
+                        self._heldWarning = host.reactor.callLater(
+                            WINDOW_WARNING, self._stillHeld, WINDOW_WARNING
+                        )
+                    return d
+                self._outstanding += size
+        return host.sendFrame(CHANNEL_DATA, self.id, parts)
+
+    def _stillHeld(self, waited: float) -> None:
+        """Items have waited C{waited} seconds for the other side to receive any: say so."""
+        self._warnWaiting(waited)
+        self._heldWarning = self.gateway.reactor.callLater(
+            WINDOW_WARNING, self._stillHeld, waited + WINDOW_WARNING
+        )
+
+    def _stopHeldWarning(self) -> None:
+        if self._heldWarning is not None:
+            if self._heldWarning.active():
+                self._heldWarning.cancel()
+            self._heldWarning = None
 
     def sendFromThread(self, item: Any) -> None:
         """
         Send C{item} from a thread other than the reactor's, without waiting
         for the reactor: the item is serialized in the calling thread, and
         written from it where the transport allows.  Returns once the item
-        is handed over; blocks while too much is handed over but unsent.
+        is handed over; blocks while too much is handed over but unsent, and
+        while the other side holds a window's worth of items not received.
 
         @param item: what to send, as for L{send}.
         @raise IOError: if the channel is closed.
@@ -96,7 +150,36 @@ class Channel:
         if self._closed or self._receiveClosed:
             raise OSError(f"cannot send to {self!r}")
         host = self.gateway
-        host.sendFrameFromThread(CHANNEL_DATA, self.id, dumps_parts(item, host.channelIdOf))
+        parts = dumps_parts(item, host.channelIdOf)
+        window = host.window
+        if window:
+            size = sum(map(len, parts))
+            with self._credited:
+                if self._held or self._outstanding >= window:
+                    self._waitForWindow(window)
+                self._outstanding += size
+        host.sendFrameFromThread(CHANNEL_DATA, self.id, parts)
+
+    def _waitForWindow(self, window: int) -> None:
+        """Wait (in a thread, lock held) for the other side to take items; say so when long."""
+        waited = 0.0
+        while (self._held or self._outstanding >= window) and not self.isclosed():
+            if not self._credited.wait(WINDOW_WARNING):
+                waited += WINDOW_WARNING
+                self._warnWaiting(waited)
+        if self.isclosed():
+            raise OSError(f"cannot send to {self!r}")
+
+    def _warnWaiting(self, waited: float) -> None:
+        log.warn(
+            "send() on channel {channel} of {gateway} has waited {waited:g} s: the other side "
+            "holds {outstanding} bytes of its items, not received yet (if both sides send "
+            "before they receive, each waits for the other: see the window= spec option)",
+            channel=self.id,
+            gateway=self.gateway.id,
+            waited=waited,
+            outstanding=self._outstanding,
+        )
 
     def receive(self, timeout: float | None = None) -> Deferred[Any]:
         """
@@ -113,7 +196,9 @@ class Channel:
             if self._waiters:
                 self.wakeReceivers()
             if self._items:
-                return succeed(self._items.popleft())
+                item = self._items.popleft()
+                self._took(self._sizes.popleft())
+                return succeed(item)
         if self._receiveClosed:
             return fail(self._endFailure())
         d: Deferred[Any] = Deferred(self._waiters.remove)
@@ -151,9 +236,15 @@ class Channel:
         host = self.gateway
         if not host.isTerminated():
             if error is None:
-                host.sendFrame(CHANNEL_CLOSE, self.id, [])
+                msgtype, parts = CHANNEL_CLOSE, []
             else:
-                host.sendFrame(CHANNEL_CLOSE_ERROR, self.id, [dumps(str(error))])
+                msgtype, parts = CHANNEL_CLOSE_ERROR, [dumps(str(error))]
+            if self._held:
+                # Behind the items it must not overtake; a size of 0 lets it
+                # go as soon as they have.
+                self._held.append((msgtype, parts, 0, None))
+            else:
+                host.sendFrame(msgtype, self.id, parts)
         self.receiveEnded(None)
 
     def setcallback(
@@ -168,15 +259,63 @@ class Channel:
         @param endmarker: passed to C{callback} once the channel closes;
             by default, nothing is.
         """
+        self._deliverTo(lambda item, size: callback(item), endmarker, counted=True)
+
+    def handOver(
+        self, sink: Callable[[Any, int], object], endmarker: Any = NO_ENDMARKER_WANTED
+    ) -> None:
+        """
+        L{setcallback} for code that queues the items itself (the blocking
+        facade): C{sink(item, size)} gets each item and its size in bytes,
+        and the item counts as received only once L{took} or
+        L{tookFromThread} says so, so that the window still holds.
+
+        @param sink: called in the reactor thread with each item and its size.
+        @param endmarker: passed to C{sink} (with size 0) once the channel
+            closes; by default, nothing is.
+        """
+        self._deliverTo(sink, endmarker, counted=False)
+
+    def _deliverTo(self, sink: Callable[[Any, int], object], endmarker: Any, counted: bool) -> None:
         if self._callback is not None:
             raise OSError("a callback is already set")
         self.wakeReceivers()
-        self._callback = callback
+        self._callback = sink
+        self._counted = counted
         self._endmarker = endmarker
         while self._items:
-            callback(self._items.popleft())
+            size = self._sizes.popleft()
+            sink(self._items.popleft(), size)
+            if counted:
+                self._took(size)
         if self._receiveClosed and endmarker is not NO_ENDMARKER_WANTED:
-            callback(endmarker)
+            sink(endmarker, 0)
+
+    def took(self, size: int) -> None:
+        """
+        C{size} bytes of items were received by the program (after
+        L{handOver}).  Reactor thread.
+
+        @param size: the sum of the sizes L{handOver}'s sink was given.
+        """
+        self._took(size)
+
+    def tookFromThread(self, size: int) -> None:
+        """
+        L{took}, from another thread.
+
+        @param size: the sum of the sizes L{handOver}'s sink was given.
+        """
+        self.gateway.reactor.callFromThread(self._took, size)
+
+    def _took(self, size: int) -> None:
+        window = self.gateway.window
+        if not window:
+            return
+        self._untold += size
+        if self._untold >= window >> 2 and not self.gateway.isTerminated():
+            size, self._untold = self._untold, 0
+            self.gateway.sendFrame(CHANNEL_CREDIT, self.id, [CREDIT.pack(size)])
 
     def endError(self) -> BaseException | None:
         """
@@ -200,14 +339,18 @@ class Channel:
 
     # --- IChannelEnd: called by the gateway ---------------------------------
 
-    def itemReceived(self, item: Any) -> None:
-        """The other side sent C{item}."""
+    def itemReceived(self, item: Any, size: int) -> None:
+        """The other side sent C{item}, of C{size} bytes."""
         if self._receiveClosed:
             return
-        if self._callback is not None:
-            self._callback(item)
+        callback = self._callback
+        if callback is not None:
+            callback(item, size)
+            if self._counted:
+                self._took(size)
             return
         self._items.append(item)
+        self._sizes.append(size)
         # Waiters are woken once the whole read is delivered: the first one
         # resumes its coroutine, whose next receive() calls then find items
         # already queued, instead of each item waking a Deferred of its own.
@@ -220,7 +363,34 @@ class Channel:
         self._wakePending = False
         items, waiters = self._items, self._waiters
         while items and waiters:
+            self._took(self._sizes.popleft())
             waiters.popleft().callback(items.popleft())
+
+    def creditReceived(self, size: int) -> None:
+        """The other side has received C{size} bytes of our items: send what waits."""
+        window = self.gateway.window
+        released = []
+        with self._credited:
+            self._outstanding -= size
+            self._credited.notify_all()
+            held = self._held
+            while held and (self._outstanding < window or held[0][2] == 0):
+                frame = held.popleft()
+                self._outstanding += frame[2]
+                released.append(frame)
+        host = self.gateway
+        # The other side receives: a warning waits for the next standstill.
+        self._stopHeldWarning()
+        if self._held:
+            self._heldWarning = host.reactor.callLater(
+                WINDOW_WARNING, self._stillHeld, WINDOW_WARNING
+            )
+        for msgtype, parts, _, d in released:
+            sent = host.sendFrame(msgtype, self.id, parts)
+            if d is not None:
+                sent.chainDeferred(d)
+        if self._receiveClosed and not self._held:
+            host.channelEnded(self)
 
     def receiveEnded(self, error: BaseException | None) -> None:
         """
@@ -232,16 +402,30 @@ class Channel:
         self.wakeReceivers()
         self._receiveClosed = True
         self._endError = error
-        self.gateway.channelEnded(self)
+        if error is not None or not self._closed:
+            self._dropHeld(error or OSError(f"channel {self.id} was closed by the other side"))
+        if not self._held:
+            # Else it waits for credit: the gateway must still route it.
+            self.gateway.channelEnded(self)
         # The endmarker goes first, so code after a waitclose() has seen it.
         if self._callback is not None and self._endmarker is not NO_ENDMARKER_WANTED:
-            self._callback(self._endmarker)
+            self._callback(self._endmarker, 0)
         waiters, self._waiters = self._waiters, deque()
         for d in waiters:
             d.errback(self._endFailure())
         closeWaiters, self._closeWaiters = self._closeWaiters, []
         for d in closeWaiters:
             self._closeResult().chainDeferred(d)
+
+    def _dropHeld(self, error: BaseException) -> None:
+        """The items that wait for credit will never be sent: fail their sends."""
+        self._stopHeldWarning()
+        with self._credited:
+            held, self._held = self._held, deque()
+            self._credited.notify_all()
+        for _, _, _, d in held:
+            if d is not None:
+                d.errback(Failure(error))
 
     def _endFailure(self) -> Failure:
         if self._endError is not None:

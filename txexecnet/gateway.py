@@ -19,10 +19,13 @@ from zope.interface import implementer
 from ._remote import (
     CHANNEL_CLOSE,
     CHANNEL_CLOSE_ERROR,
+    CHANNEL_CREDIT,
     CHANNEL_DATA,
     CHANNEL_EXEC,
     CHANNEL_LAST_MESSAGE,
+    CREDIT,
     DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_WINDOW,
     GATEWAY_EXIT,
     HELLO,
     PROTOCOL_VERSION,
@@ -43,6 +46,7 @@ from .interfaces import (
     IThreadSafeTransport,
 )
 from .protocol import FrameProtocol
+from .transports.registry import parseSize
 from .xspec import XSpec
 
 __all__ = ["Gateway", "DEFAULT_EXIT_TIMEOUT", "SEND_BUFFER_LIMIT", "START_TIMEOUT"]
@@ -78,6 +82,8 @@ class Gateway:
     @ivar reactor: the reactor it runs on.
     @ivar remoteinfo: what the remote side said in its hello: C{pid},
         C{python} (version as a list), C{executable}, C{platform}, C{cwd}.
+    @ivar window: bytes of items a channel's receiver may hold, not received
+        yet, before its sender waits (spec C{window=}; 0: no limit).
     @ivar channelWrapper: C{None}, or a function applied to each channel
         that arrives inside an item, whose result takes the channel's place
         there (the blocking facade hands out its own channels this way).
@@ -101,6 +107,7 @@ class Gateway:
         self.id: str = spec.id or "gw?"
         self.remoteinfo: dict[str, Any] = {}
         self.channelWrapper: Callable[[Channel], Any] | None = None
+        self.window: int = parseSize(spec.window) if spec.window else DEFAULT_WINDOW
         self._maxFrameSize = maxFrameSize
         self._channels: dict[int, Channel] = {}
         self._nextId = 1
@@ -172,7 +179,7 @@ class Gateway:
             )
 
     def _remoteConfig(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"env": dict(self.spec.env)}
+        config: dict[str, Any] = {"env": dict(self.spec.env), "window": self.window}
         if self.spec.chdir:
             config["chdir"] = self.spec.chdir
         if self.spec.nice:
@@ -383,7 +390,13 @@ class Gateway:
             except LoadError as e:
                 channel.receiveEnded(e)
                 return
-            channel.itemReceived(item)
+            channel.itemReceived(item, len(payload))
+        elif msgtype == CHANNEL_CREDIT:
+            sending = self._channels.get(channelId)
+            if len(payload) != CREDIT.size:
+                self._brokenProtocol(f"a credit frame of {len(payload)} bytes")
+            elif sending is not None:
+                sending.creditReceived(CREDIT.unpack(payload)[0])
         elif msgtype in (CHANNEL_CLOSE, CHANNEL_LAST_MESSAGE):
             ending = self._channels.get(channelId)
             if ending is not None:

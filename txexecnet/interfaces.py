@@ -171,6 +171,10 @@ class IChannelHost(Interface):
 
     id = Attribute("The gateway's name, for messages.")
     reactor = Attribute("The reactor the gateway runs on (its clock for timeouts).")
+    window = Attribute(
+        "Bytes of items a channel's receiver may hold not received before its sender waits;"
+        " 0 for no limit."
+    )
 
     def sendFrame(msgtype, channelId, parts):
         """
@@ -225,11 +229,19 @@ class IChannelHost(Interface):
 class IChannelEnd(Interface):
     """What a gateway tells one of its channels."""
 
-    def itemReceived(item):
+    def itemReceived(item, size):
         """
         The other side sent C{item}.
 
         @param item: the item, decoded.
+        @param size: its size in bytes, as serialized (what the window counts).
+        """
+
+    def creditReceived(size):
+        """
+        The other side has received C{size} more bytes of this side's items.
+
+        @param size: bytes, as serialized.
         """
 
     def receiveEnded(error):

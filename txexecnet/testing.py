@@ -41,6 +41,8 @@ from zope.interface import implementer
 
 from . import _remote
 from ._remote import (
+    CHANNEL_CREDIT,
+    CREDIT,
     DEFAULT_MAX_FRAME_SIZE,
     HEADER,
     HEADER_SIZE,
@@ -251,7 +253,9 @@ class Frame:
 
     @ivar type: the message type's name (C{"CHANNEL_EXEC"}, C{"CHANNEL_DATA"}...).
     @ivar channelId: the channel it is for.
-    @ivar payload: its payload, decoded where it is a serialized item.
+    @ivar payload: its payload, decoded: an item, or for a C{CHANNEL_CREDIT}
+        the bytes it acknowledges.
+    @ivar raw: its payload as sent.
     """
 
     def __init__(self, msgtype: int, channelId: int, payload: bytes) -> None:
@@ -262,7 +266,12 @@ class Frame:
         """
         self.type = MESSAGE_NAMES[msgtype]
         self.channelId = channelId
-        self.payload: Any = loads(payload, lambda cid: ("channel", cid)) if payload else None
+        self.raw = payload
+        self.payload: Any = None
+        if msgtype == CHANNEL_CREDIT:
+            self.payload = CREDIT.unpack(payload)[0]
+        elif payload:
+            self.payload = loads(payload, lambda cid: ("channel", cid))
 
     def __repr__(self) -> str:
         return f"<Frame {self.type} {self.channelId} {self.payload!r}>"

@@ -18,6 +18,7 @@ __all__ = [
     "kinds",
     "kindFor",
     "optionFor",
+    "parseSize",
     "register",
     "unregister",
     "COMMON_OPTIONS",
@@ -133,17 +134,43 @@ def _integer(value: str) -> int:
         raise ValueError("is not an integer") from None
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parseSize(value: str) -> int:
+    """
+    A size in bytes written C{16777216}, C{16M}, C{512K} or C{1G}; C{off}
+    (or C{0}) for none.
+
+    @param value: the text.
+    @raise ValueError: for anything else.
+    """
+    text = value.strip().upper()
+    if text in ("OFF", "0"):
+        return 0
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "")
+    if not number.isdigit():
+        raise ValueError("is not a size: write bytes, or a number with K, M or G, or off")
+    return int(number) * _UNITS[unit]
+
+
 ID = Option("id", "the gateway's name")
+WINDOW = Option(
+    "window",
+    "bytes of items a channel's receiver may hold not received before its sender waits"
+    " (16M by default; off: no limit)",
+    check=parseSize,
+)
 PYTHON = Option("python", "the remote Python executable")
 CHDIR = Option("chdir", "the remote working directory (created if missing)")
 NICE = Option("nice", "the remote niceness increment (an integer)", check=_integer)
 DONT_WRITE_BYTECODE = Option("dont_write_bytecode", "run the remote Python with -B", flag=True)
 
 #: What every kind accepts.
-COMMON_OPTIONS = (ID,)
+COMMON_OPTIONS = (ID, WINDOW)
 
 #: What kinds that start a remote process of their own accept.
-PROCESS_OPTIONS = (ID, PYTHON, CHDIR, NICE, DONT_WRITE_BYTECODE)
+PROCESS_OPTIONS = COMMON_OPTIONS + (PYTHON, CHDIR, NICE, DONT_WRITE_BYTECODE)
 
 _SSH_OPTIONS = (
     Option("ssh_accept_new", "accept and remember an unknown SSH host key", flag=True),
@@ -193,8 +220,8 @@ register(
     GatewayKind(
         "socket",
         "a Python started by a txexecnet socket server",
-        (
-            ID,
+        COMMON_OPTIONS
+        + (
             CHDIR,
             NICE,
             Option("secret_file", "a file holding the socket server's shared secret"),
