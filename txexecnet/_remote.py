@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from _queue import Empty, SimpleQueue
+from _thread import get_ident as _get_ident
 from time import monotonic
 
 PROTOCOL_VERSION = 1
@@ -531,70 +532,99 @@ class Channel(object):
         self._items = SimpleQueue()
         self._closed = False  # this side will send no more
         self._receiveclosed = threading.Event()  # the other side will send no more
+        self._peerclosed = False  # the same, as a plain flag: read for every item sent
         self._remoteerror = None
         self._callback = None
         self._endmarker = NO_ENDMARKER_WANTED
         self._lock = threading.Lock()
         self._credited = threading.Condition(self._lock)
-        self._outstanding = 0  # bytes sent that the other side has not taken yet
-        self._untold = 0  # bytes taken here that the other side has not been told of
+        self._window = gateway._window
+        self._quarter = self._window >> 2
+        # Bytes sent, and bytes the other side has said it has taken: the
+        # first written by senders, the second by the thread reading frames
+        # only, so neither needs the lock (a sender that loses a race to
+        # another overshoots the window by an item; nothing waits for ever).
+        self._sent = 0
+        self._acked = 0
+        # Bytes taken here that the other side has not been told of: those
+        # taken by the thread that first received (its own counter, no lock:
+        # a lock per item costs more than the rest of a small item's way),
+        # and those taken by any other thread (under the lock).  Each is told
+        # at a quarter window, so the two together never hold back a whole
+        # window without either telling.
+        self._receiver = None
+        self._untold = 0
+        self._untold_others = 0
 
     def __repr__(self):
         return "<Channel id=%d %s>" % (self.id, "closed" if self.isclosed() else "open")
 
     def isclosed(self):
         """Whether this channel is closed on this side or by the other."""
-        return self._closed or self._receiveclosed.is_set()
+        return self._closed or self._peerclosed
 
     def send(self, item):
         """
         Send C{item} to the other side; wait while the other side holds a
         window's worth of items it has not received yet.
         """
-        if self.isclosed():
+        if self._closed or self._peerclosed:
             raise IOError("cannot send to %r" % (self,))
         gateway = self.gateway
         parts = dumps_parts(item, gateway._channel_id)
-        window = gateway._window
+        size = len(parts[0]) if len(parts) == 1 else sum(map(len, parts))
+        window = self._window
         if window:
-            size = sum(map(len, parts))
-            with self._lock:
-                if self._outstanding >= window:
+            if self._sent - self._acked >= window:
+                with self._lock:
                     self._wait_for_window(window)
-                self._outstanding += size
-        gateway._send(CHANNEL_DATA, self.id, parts)
+            self._sent += size
+        gateway._send(CHANNEL_DATA, self.id, parts, size)
 
     def _wait_for_window(self, window):
         """Wait (lock held) until the other side takes items; say so when it is long."""
         waited = 0.0
-        while self._outstanding >= window and not self.isclosed():
+        while self._sent - self._acked >= window and not self.isclosed():
             if not self.gateway._wait_for_reader(self._credited.wait, WINDOW_WARNING):
                 waited += WINDOW_WARNING
                 _say(
                     "send() on channel %d has waited %d s: the other side holds %d bytes "
                     "of its items, not received yet (if both sides send before they "
                     "receive, each waits for the other: see the window= spec option)\n"
-                    % (self.id, waited, self._outstanding)
+                    % (self.id, waited, self._sent - self._acked)
                 )
         if self.isclosed():
             raise IOError("cannot send to %r" % (self,))
 
     def _credit(self, size):
         """The other side has taken C{size} bytes of our items."""
+        self._acked += size
         with self._lock:
-            self._outstanding -= size
             self._credited.notify_all()
 
     def _taken(self, size):
-        """C{size} bytes of items were taken here: tell the other side every quarter window."""
-        window = self.gateway._window
-        if not window:
+        """
+        C{size} bytes of items were taken here, by a thread that may not be
+        the first receiver: tell the other side every quarter window.
+        """
+        if not self._quarter:
             return
         with self._lock:
-            self._untold += size
-            if self._untold < window >> 2:
-                return
-            size, self._untold = self._untold, 0
+            if self._receiver is None:
+                # The first to take an item: from now on it counts alone.
+                self._receiver = _get_ident()
+                self._untold += size
+                if self._untold < self._quarter:
+                    return
+                size, self._untold = self._untold, 0
+            else:
+                self._untold_others += size
+                if self._untold_others < self._quarter:
+                    return
+                size, self._untold_others = self._untold_others, 0
+        self._tell_taken(size)
+
+    def _tell_taken(self, size):
         try:
             self.gateway._send(CHANNEL_CREDIT, self.id, [CREDIT.pack(size)])
         except IOError:
@@ -616,9 +646,15 @@ class Channel(object):
             if self._remoteerror is not None:
                 raise self._remoteerror
             raise EOFError("channel %d is closed" % self.id)
-        item, size = x
-        self._taken(size)
-        return item
+        if self._quarter:
+            if _get_ident() == self._receiver:
+                self._untold += x[1]
+                if self._untold >= self._quarter:
+                    size, self._untold = self._untold, 0
+                    self._tell_taken(size)
+            else:
+                self._taken(x[1])
+        return x[0]
 
     def __iter__(self):
         return self
@@ -700,6 +736,7 @@ class Channel(object):
             if error is not None:
                 self._remoteerror = RemoteError(error)
             self._receiveclosed.set()
+            self._peerclosed = True
             self._credited.notify_all()
             callback = self._callback
             if callback is None:
@@ -855,8 +892,9 @@ class RemoteGateway(object):
         return ch
 
     # output
-    def _send(self, msgtype, cid, parts):
-        size = sum(len(p) for p in parts)
+    def _send(self, msgtype, cid, parts, size=None):
+        if size is None:
+            size = sum(map(len, parts))
         if size > self._max_frame_size:
             raise DumpError(
                 "item of %d bytes exceeds the frame limit of %d bytes"

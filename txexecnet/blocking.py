@@ -249,7 +249,14 @@ class Channel(_Proxy):
         self._sink: Callable[[Any, int], None] = self._queue
         self._hasCallback = False
         self._quarter = wrapped.gateway.window >> 2
+        # What the program received and the other side was not told of yet:
+        # counted by the first thread that receives without a lock (one per
+        # item would cost more than the rest of a small item's way), by any
+        # other under the lock; each is told at a quarter window, so the two
+        # together never hold back a whole window without either telling.
+        self._receiver: int | None = None
         self._untold = 0
+        self._untoldOthers = 0
         self._untoldLock = threading.Lock()
         wrapped.handOver(lambda item, size: self._sink(item, size), _END)
 
@@ -298,13 +305,30 @@ class Channel(_Proxy):
             raise error.with_traceback(None)
         item, size = queued
         if self._quarter:
-            with self._untoldLock:
+            if threading.get_ident() == self._receiver:
+                self._untold += size
+                if self._untold >= self._quarter:
+                    size, self._untold = self._untold, 0
+                    self.wrapped.tookFromThread(size)
+            else:
+                self._tookElsewhere(size)
+        return item
+
+    def _tookElsewhere(self, size: int) -> None:
+        """C{size} bytes received by a thread that may not be the first receiver."""
+        with self._untoldLock:
+            if self._receiver is None:
+                self._receiver = threading.get_ident()
                 self._untold += size
                 if self._untold < self._quarter:
-                    return item
+                    return
                 size, self._untold = self._untold, 0
-            self.wrapped.tookFromThread(size)
-        return item
+            else:
+                self._untoldOthers += size
+                if self._untoldOthers < self._quarter:
+                    return
+                size, self._untoldOthers = self._untoldOthers, 0
+        self.wrapped.tookFromThread(size)
 
     def __iter__(self) -> Iterator[Any]:
         return self

@@ -70,14 +70,23 @@ class Channel:
         self._wakePending = False
         # Receiving: the size of each queued item, and what was taken but
         # not yet told to the other side (which it is every quarter window).
+        self._window = gateway.window
+        self._quarter = self._window >> 2
         self._sizes: deque[int] = deque()
         self._untold = 0
         self._counted = True
         # Sending: what the other side has not taken yet, and the frames
         # (with the Deferreds of their sends) that wait for it to.
-        self._outstanding = 0
+        # Bytes sent, and bytes the other side has said it received: the
+        # first written by senders (the reactor, or threads sending through
+        # sendFromThread), the second by the reactor alone, so that the
+        # common case takes no lock (a thread that loses a race to another
+        # overshoots the window by an item; nothing waits for ever).
+        self._sent = 0
+        self._acked = 0
         self._held: deque[tuple[int, list[bytes], int, Deferred[None] | None]] = deque()
-        self._credited = threading.Condition()
+        self._windowLock = threading.Lock()
+        self._credited = threading.Condition(self._windowLock)
         self._heldWarning: Any = None
 
     def __repr__(self) -> str:
@@ -104,24 +113,23 @@ class Channel:
             this gateway, nested.
         @raise IOError: if the channel is closed.
         """
-        if self.isclosed():
+        if self._closed or self._receiveClosed:
             raise OSError(f"cannot send to {self!r}")
         host = self.gateway
         parts = dumps_parts(item, host.channelIdOf)
-        window = host.window
+        size = len(parts[0]) if len(parts) == 1 else sum(map(len, parts))
+        window = self._window
         if window:
-            size = sum(map(len, parts))
-            with self._credited:
-                if self._held or self._outstanding >= window:
-                    d: Deferred[None] = Deferred()
-                    self._held.append((CHANNEL_DATA, parts, size, d))
-                    if self._heldWarning is None:
-                        self._heldWarning = host.reactor.callLater(
-                            WINDOW_WARNING, self._stillHeld, WINDOW_WARNING
-                        )
-                    return d
-                self._outstanding += size
-        return host.sendFrame(CHANNEL_DATA, self.id, parts)
+            if self._held or self._sent - self._acked >= window:
+                d: Deferred[None] = Deferred()
+                self._held.append((CHANNEL_DATA, parts, size, d))
+                if self._heldWarning is None:
+                    self._heldWarning = host.reactor.callLater(
+                        WINDOW_WARNING, self._stillHeld, WINDOW_WARNING
+                    )
+                return d
+            self._sent += size
+        return host.sendFrame(CHANNEL_DATA, self.id, parts, size)
 
     def _stillHeld(self, waited: float) -> None:
         """Items have waited C{waited} seconds for the other side to receive any: say so."""
@@ -151,19 +159,19 @@ class Channel:
             raise OSError(f"cannot send to {self!r}")
         host = self.gateway
         parts = dumps_parts(item, host.channelIdOf)
-        window = host.window
+        size = len(parts[0]) if len(parts) == 1 else sum(map(len, parts))
+        window = self._window
         if window:
-            size = sum(map(len, parts))
-            with self._credited:
-                if self._held or self._outstanding >= window:
+            if self._held or self._sent - self._acked >= window:
+                with self._credited:
                     self._waitForWindow(window)
-                self._outstanding += size
-        host.sendFrameFromThread(CHANNEL_DATA, self.id, parts)
+            self._sent += size
+        host.sendFrameFromThread(CHANNEL_DATA, self.id, parts, size)
 
     def _waitForWindow(self, window: int) -> None:
         """Wait (in a thread, lock held) for the other side to take items; say so when long."""
         waited = 0.0
-        while (self._held or self._outstanding >= window) and not self.isclosed():
+        while (self._held or self._sent - self._acked >= window) and not self.isclosed():
             if not self._credited.wait(WINDOW_WARNING):
                 waited += WINDOW_WARNING
                 self._warnWaiting(waited)
@@ -178,7 +186,7 @@ class Channel:
             channel=self.id,
             gateway=self.gateway.id,
             waited=waited,
-            outstanding=self._outstanding,
+            outstanding=self._sent - self._acked,
         )
 
     def receive(self, timeout: float | None = None) -> Deferred[Any]:
@@ -197,7 +205,10 @@ class Channel:
                 self.wakeReceivers()
             if self._items:
                 item = self._items.popleft()
-                self._took(self._sizes.popleft())
+                if self._quarter:
+                    self._untold += self._sizes.popleft()
+                    if self._untold >= self._quarter:
+                        self._tellTaken()
                 return succeed(item)
         if self._receiveClosed:
             return fail(self._endFailure())
@@ -284,7 +295,7 @@ class Channel:
         self._counted = counted
         self._endmarker = endmarker
         while self._items:
-            size = self._sizes.popleft()
+            size = self._sizes.popleft() if self._quarter else 0
             sink(self._items.popleft(), size)
             if counted:
                 self._took(size)
@@ -309,12 +320,15 @@ class Channel:
         self.gateway.reactor.callFromThread(self._took, size)
 
     def _took(self, size: int) -> None:
-        window = self.gateway.window
-        if not window:
-            return
-        self._untold += size
-        if self._untold >= window >> 2 and not self.gateway.isTerminated():
-            size, self._untold = self._untold, 0
+        if self._quarter:
+            self._untold += size
+            if self._untold >= self._quarter:
+                self._tellTaken()
+
+    def _tellTaken(self) -> None:
+        """Tell the other side how much of its items was received since it was last told."""
+        size, self._untold = self._untold, 0
+        if not self.gateway.isTerminated():
             self.gateway.sendFrame(CHANNEL_CREDIT, self.id, [CREDIT.pack(size)])
 
     def endError(self) -> BaseException | None:
@@ -350,7 +364,8 @@ class Channel:
                 self._took(size)
             return
         self._items.append(item)
-        self._sizes.append(size)
+        if self._quarter:
+            self._sizes.append(size)
         # Waiters are woken once the whole read is delivered: the first one
         # resumes its coroutine, whose next receive() calls then find items
         # already queued, instead of each item waking a Deferred of its own.
@@ -362,22 +377,26 @@ class Channel:
         """Hand queued items to waiting receivers, oldest first."""
         self._wakePending = False
         items, waiters = self._items, self._waiters
+        quarter = self._quarter
         while items and waiters:
-            self._took(self._sizes.popleft())
+            if quarter:
+                self._untold += self._sizes.popleft()
+                if self._untold >= quarter:
+                    self._tellTaken()
             waiters.popleft().callback(items.popleft())
 
     def creditReceived(self, size: int) -> None:
         """The other side has received C{size} bytes of our items: send what waits."""
-        window = self.gateway.window
+        window = self._window
         released = []
+        self._acked += size
         with self._credited:
-            self._outstanding -= size
             self._credited.notify_all()
-            held = self._held
-            while held and (self._outstanding < window or held[0][2] == 0):
-                frame = held.popleft()
-                self._outstanding += frame[2]
-                released.append(frame)
+        held = self._held
+        while held and (self._sent - self._acked < window or held[0][2] == 0):
+            frame = held.popleft()
+            self._sent += frame[2]
+            released.append(frame)
         host = self.gateway
         # The other side receives: a warning waits for the next standstill.
         self._stopHeldWarning()

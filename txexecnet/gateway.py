@@ -289,12 +289,15 @@ class Gateway:
         if self._channels.get(channel.id) is channel:
             del self._channels[channel.id]
 
-    def sendFrame(self, msgtype: int, channelId: int, parts: list[bytes]) -> Deferred[None]:
+    def sendFrame(
+        self, msgtype: int, channelId: int, parts: list[bytes], size: int | None = None
+    ) -> Deferred[None]:
         """
         Send a frame whose payload is C{parts} (see L{dumps_parts}); the
         Deferred fires when the transport can take more.
         """
-        size = self._frameSize(parts)
+        if size is None or size > self._maxFrameSize:
+            size = self._frameSize(parts)
         if self._terminated:
             return fail(GatewayClosed(f"gateway {self.id} is closed: {self._endReason}"))
         if self._pending is not None:
@@ -308,15 +311,16 @@ class Gateway:
         self._writableWaiters.append(d)
         return d
 
-    def sendFrameFromThread(self, msgtype: int, channelId: int, parts: list[bytes]) -> None:
+    def sendFrameFromThread(
+        self, msgtype: int, channelId: int, parts: list[bytes], size: int | None = None
+    ) -> None:
         """
         L{sendFrame} from another thread: written from the calling thread
         when the transport takes writes from any thread, else handed to the
         reactor, waiting while more than L{SEND_BUFFER_LIMIT} bytes are.
         """
-        size = sum(map(len, parts))
-        if size > self._maxFrameSize:
-            self._frameSize(parts)  # raises, saying why
+        if size is None or size > self._maxFrameSize:
+            size = self._frameSize(parts)
         transport = self._threadSafeTransport
         if transport is not None:
             # Written straight from this thread: no hop through the reactor.

@@ -176,7 +176,7 @@ class IChannelHost(Interface):
         " 0 for no limit."
     )
 
-    def sendFrame(msgtype, channelId, parts):
+    def sendFrame(msgtype, channelId, parts, size=None):
         """
         Send a frame whose payload is C{parts}, byte strings written one
         after the other.
@@ -184,11 +184,12 @@ class IChannelHost(Interface):
         @param msgtype: the message type.
         @param channelId: the channel.
         @param parts: the payload, as byte strings.
+        @param size: their length in all, if the caller knows it.
         @return: a Deferred firing when the transport can take more.
         @raise DumpError: if the frame is larger than the frame limit.
         """
 
-    def sendFrameFromThread(msgtype, channelId, parts):
+    def sendFrameFromThread(msgtype, channelId, parts, size=None):
         """
         L{sendFrame} for a thread other than the reactor's: returns once the
         frame is handed over, blocking while too much is handed over but
@@ -197,6 +198,7 @@ class IChannelHost(Interface):
         @param msgtype: the message type.
         @param channelId: the channel.
         @param parts: the payload, as byte strings.
+        @param size: their length in all, if the caller knows it.
         """
 
     def channelIdOf(channel):
