@@ -13,7 +13,9 @@ import textwrap
 import time
 
 import pytest
+import pytest_twisted
 
+import txexecnet
 from processes import alive
 
 #: What remote code may be doing when its client goes: sleeping, spinning,
@@ -174,17 +176,53 @@ def test_a_remote_whose_stream_ends_gives_its_code_a_grace_then_interrupts_it(tm
     # The remote's own shutdown: code that is still running when its input
     # ends gets KeyboardInterrupt, and its finally blocks run.
     marker = tmp_path / "unwound"
-    client, pids = start_client(
-        blocking_client(
-            [
-                "import time\ntry:\n    while True:\n        time.sleep(0.01)\n"
-                f"finally:\n    open({str(marker)!r}, 'w').write('yes')"
-            ]
-        )
+    code = (
+        "import time\ntry:\n    channel.send('in')\n    while True:\n        time.sleep(0.01)\n"
+        f"finally:\n    open({str(marker)!r}, 'w').write('yes')"
     )
+    client, pids = start_client(
+        blocking_client([code], then="channels[0].receive()\nimport time\ntime.sleep(1000)")
+    )
+    time.sleep(0.5)  # the remote code has said it runs, and is in its loop
     client.kill()
     client.wait(10)
     client.stdout.close()
     client.stderr.close()
     assert wait_gone(pids, ORPHAN_DEADLINE) == []
     assert marker.read_text() == "yes"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_frozen_remote_fails_every_wait_within_three_heartbeats():
+    gw = await txexecnet.makegateway("popen//heartbeat=0.5")
+    pid = gw.remoteinfo["pid"]
+    waiting = gw.remote_exec("channel.receive()").receive()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(txexecnet.GatewayClosed, match="3 heartbeats of 0.5 s"):
+            await waiting
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    await gw.whenTerminated()
+
+
+def test_a_frozen_client_is_given_up_by_its_remotes():
+    client, pids = start_client(
+        """
+        from txexecnet import blocking
+        gw = blocking.makegateway("popen//heartbeat=0.5")
+        gw.remote_exec("import time\\ntime.sleep(1000)")
+        print(gw.remoteinfo["pid"], flush=True)
+        print("ready", flush=True)
+        import time
+        time.sleep(1000)
+        """
+    )
+    try:
+        client.send_signal(signal.SIGSTOP)
+        assert wait_gone(pids, ORPHAN_DEADLINE) == []
+    finally:
+        client.kill()
+        client.wait(10)
+        client.stdout.close()
+        client.stderr.close()

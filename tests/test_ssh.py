@@ -723,3 +723,43 @@ def test_host_key_algorithms_prefer_known_types():
     ]
     assert hostKeyAlgorithms(["ecdsa-sha2-nistp256"], supported)[0] == b"ecdsa-sha2-nistp256"
     assert sorted(hostKeyAlgorithms(["ssh-ed25519"], supported)) == sorted(supported)
+
+
+class RecordingTransport:
+    """The SSH transport layer under a connection, as far as keepalives need it."""
+
+    def __init__(self):
+        self.packets = []
+        self.aborted = False
+        self.transport = self
+
+    def sendPacket(self, messageType, payload):
+        self.packets.append((messageType, payload))
+
+    def abortConnection(self):
+        self.aborted = True
+
+
+def test_conch_connections_send_keepalives_and_drop_a_server_that_answers_none(tmp_path):
+    from twisted.conch.ssh.connection import MSG_GLOBAL_REQUEST
+    from twisted.internet.task import Clock
+
+    from txexecnet.transports.ssh import SshConnection
+
+    config = tmp_path / "ssh_config"
+    config.write_text("")
+    clock = Clock()
+    connection = SshConnection(
+        SshConnectionPool(), SshTarget("box", sshConfig=str(config)), clock, keepalive=5
+    )
+    transport = connection.transport = RecordingTransport()
+    connection.serviceStarted()
+    clock.advance(5)
+    assert transport.packets[-1][0] == MSG_GLOBAL_REQUEST
+    assert b"keepalive@openssh.com" in transport.packets[-1][1]
+    connection.ssh_REQUEST_FAILURE(b"")  # OpenSSH's answer: still there
+    for _ in range(3):
+        clock.advance(5)
+    assert not transport.aborted
+    clock.advance(5)
+    assert transport.aborted

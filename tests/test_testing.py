@@ -10,7 +10,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from txexecnet import GatewayClosed, GatewayStartError, RemoteError, TimeoutError
-from txexecnet._remote import CHANNEL_DATA, CHANNEL_EXEC, HEADER, HELLO
+from txexecnet._remote import CHANNEL_DATA, CHANNEL_EXEC, HEADER, HEARTBEAT, HELLO
 from txexecnet.gateway import DEFAULT_EXIT_TIMEOUT, START_TIMEOUT
 from txexecnet.testing import InMemoryRuntime, ScriptedPeer
 
@@ -288,3 +288,37 @@ def test_the_receiver_tells_the_sender_every_quarter_window():
     # Told once, past a quarter of the window: three items of a tag byte, a
     # 4-byte length and 100,000 bytes each.
     assert credit.payload == 3 * (1 + 4 + 100_000)
+
+
+def test_heartbeats_go_out_and_a_peer_silent_for_three_is_given_up():
+    clock = Clock()
+    peer = ScriptedPeer(clock, spec="thread//id=beating//heartbeat=5")
+    peer.hello()
+    gateway = result(peer.started)
+    waiting = gateway.remote_exec("channel.receive()").receive()
+    peer.frames()
+    for _ in range(10):  # a peer that answers stays
+        clock.advance(5)
+        assert [f.type for f in peer.frames()] == ["HEARTBEAT"]
+        peer.sendFrame(HEARTBEAT, 0)
+    assert not gateway.isTerminated()
+    clock.advance(10)
+    assert not gateway.isTerminated()
+    clock.advance(5)
+    assert gateway.isTerminated() and peer.connection.killed
+    error = failure(waiting, GatewayClosed)
+    assert "no sign of the remote side for 15.0 s (3 heartbeats of 5 s)" in str(error)
+
+
+def test_heartbeats_are_off_unless_asked_for_popen_and_on_for_ssh_and_socket():
+    from txexecnet.gateway import Gateway
+    from txexecnet.xspec import XSpec
+
+    assert Gateway(XSpec("popen"), Clock()).heartbeat == 0
+    assert Gateway(XSpec("thread"), Clock()).heartbeat == 0
+    assert Gateway(XSpec("ssh=h"), Clock()).heartbeat == 15
+    assert Gateway(XSpec("socket=h:1"), Clock()).heartbeat == 15
+    assert Gateway(XSpec("ssh=h//heartbeat=off"), Clock()).heartbeat == 0
+    assert Gateway(XSpec("popen//heartbeat=0.5"), Clock()).heartbeat == 0.5
+    with pytest.raises(ValueError, match="heartbeat='soon'.*is not a number of seconds"):
+        XSpec("popen//heartbeat=soon")

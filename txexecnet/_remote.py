@@ -34,6 +34,7 @@ CHANNEL_CLOSE_ERROR = 4
 CHANNEL_LAST_MESSAGE = 5
 GATEWAY_EXIT = 6
 CHANNEL_CREDIT = 7
+HEARTBEAT = 8
 
 MESSAGE_NAMES = {
     HELLO: "HELLO",
@@ -44,6 +45,7 @@ MESSAGE_NAMES = {
     CHANNEL_LAST_MESSAGE: "CHANNEL_LAST_MESSAGE",
     GATEWAY_EXIT: "GATEWAY_EXIT",
     CHANNEL_CREDIT: "CHANNEL_CREDIT",
+    HEARTBEAT: "HEARTBEAT",
 }
 
 HEADER = struct.Struct(">BII")
@@ -800,6 +802,15 @@ class SocketIO(object):
         except OSError:
             pass
 
+    def abort(self):
+        """End the stream now: a thread reading it sees its end."""
+        import socket
+
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
 
 def popen_io():
     """
@@ -840,10 +851,14 @@ class RemoteGateway(object):
     once when a thread waits with a timeout or in C{waitclose()}.
     """
 
-    def __init__(self, io, max_frame_size=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW):
+    def __init__(
+        self, io, max_frame_size=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, heartbeat=0.0
+    ):
         self._io = io
         self._max_frame_size = max_frame_size
         self._window = window
+        self._heartbeat = heartbeat
+        self._last_heard = monotonic()
         self._writelock = threading.Lock()
         self._channels = {}
         self._chanlock = threading.Lock()
@@ -926,10 +941,14 @@ class RemoteGateway(object):
         """
         self._send(HELLO, 0, [dumps(info)])
         try:
+            if threading.current_thread() is threading.main_thread():
+                _main_thread["reads"] = True  # ParentGone may be raised here
             if after_hello is not None:
                 after_hello()
             self._read_loop()
+            _main_thread["reads"] = False
         except ParentGone as e:
+            _main_thread["reads"] = False
             with self._readlock:
                 self._ended = True
                 self._end_error = e
@@ -981,6 +1000,7 @@ class RemoteGateway(object):
         try:
             n = self._io.readinto(self._frames.room())
             if n:
+                self._last_heard = monotonic()
                 more = not self._frames.filled(n)
             elif self._frames.pending():
                 raise ProtocolError("stream ended inside a frame")
@@ -1060,11 +1080,33 @@ class RemoteGateway(object):
             self._get_channel(cid)._local_close()
         elif msgtype == CHANNEL_CLOSE_ERROR:
             self._get_channel(cid)._local_close(loads(payload))
+        elif msgtype == HEARTBEAT:
+            self._send(HEARTBEAT, 0, [], 0)
         elif msgtype == GATEWAY_EXIT:
             return True
         else:
             raise ProtocolError("unexpected %s frame" % MESSAGE_NAMES[msgtype])
         return False
+
+    def watch_heartbeats(self, on_silence):
+        """
+        Call C{on_silence()} once the local side has sent nothing for 3
+        heartbeats (it sends one every heartbeat when it has nothing else).
+        """
+        period = self._heartbeat
+
+        def watch():
+            while not self._ended:
+                time.sleep(period)
+                silent = monotonic() - self._last_heard
+                if silent > 3 * period and not self._ended:
+                    _say("nothing from the local side for %.1f s; ending\n" % silent)
+                    on_silence()
+                    return
+
+        t = threading.Thread(target=watch, name="txexecnet-heartbeat")
+        t.daemon = True
+        t.start()
 
     def _start_exec(self, cid, payload):
         channel = self._get_channel(cid)
@@ -1113,7 +1155,6 @@ class RemoteGateway(object):
         code blocked in a system call cannot be interrupted, and is left to
         the process's exit.
         """
-        _shutting_down.set()
         with self._chanlock:
             channels = list(self._channels.values())
         for ch in channels:
@@ -1169,8 +1210,10 @@ class ParentGone(Exception):
     """The process that started this one has died (or sent C{SIGTERM})."""
 
 
-#: Set once a gateway of this process has begun to shut down.
-_shutting_down = threading.Event()
+#: Whether the main thread serves a gateway's frames: only then does
+#: L{_parent_gone} interrupt it (a flag, not an event: it is read in a
+#: signal handler, and written where an exception would be caught).
+_main_thread = {"reads": False}
 
 
 def _parent_gone(signum, frame):
@@ -1179,7 +1222,7 @@ def _parent_gone(signum, frame):
     # (unless it is under way: the stream usually ends too).  That shutdown
     # gets a bound of its own, whatever it runs into.
     _exit_after(SHUTDOWN_GRACE + INTERRUPT_GRACE + EXIT_GRACE, 1)
-    if not _shutting_down.is_set():
+    if _main_thread["reads"]:
         raise ParentGone("the parent process is gone")
 
 
@@ -1202,6 +1245,12 @@ def _die_with_parent():
         return
     if os.getppid() != parent:  # the parent died before the request
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _end_as_if_parent_gone():
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _exit_after(seconds, status):
@@ -1242,10 +1291,13 @@ def configure(config):
         os.nice(int(nice))
 
 
-def serve(io, config=None, after_hello=None):
+def serve(io, config=None, after_hello=None, on_silence=None):
     """
     Run a remote gateway on C{io} until the local side lets go; return
     whether all its exec threads have ended.
+
+    @param on_silence: what to do when heartbeats are on and the local side
+        falls silent (default: end C{io}, which a socket's readers see).
     """
     config = config or {}
     configure(config)
@@ -1253,7 +1305,10 @@ def serve(io, config=None, after_hello=None):
         io,
         config.get("max_frame_size", DEFAULT_MAX_FRAME_SIZE),
         config.get("window", DEFAULT_WINDOW),
+        config.get("heartbeat", 0.0),
     )
+    if gateway._heartbeat:
+        gateway.watch_heartbeats(on_silence or io.abort)
     return gateway.serve(_hello_info(), after_hello)
 
 
@@ -1262,7 +1317,7 @@ def serve_popen(config=None):
     Entry point of a popen or ssh child: serve on stdin/stdout, then end
     the process within a bounded time, whatever remote code still does.
     """
-    finished = serve(popen_io(), config, _die_with_parent)
+    finished = serve(popen_io(), config, _die_with_parent, _end_as_if_parent_gone)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -27,6 +27,7 @@ from ._remote import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_WINDOW,
     GATEWAY_EXIT,
+    HEARTBEAT,
     HELLO,
     PROTOCOL_VERSION,
     DumpError,
@@ -46,7 +47,7 @@ from .interfaces import (
     IThreadSafeTransport,
 )
 from .protocol import FrameProtocol
-from .transports.registry import parseSize
+from .transports.registry import parseSeconds, parseSize
 from .xspec import XSpec
 
 __all__ = ["Gateway", "DEFAULT_EXIT_TIMEOUT", "SEND_BUFFER_LIMIT", "START_TIMEOUT"]
@@ -82,6 +83,9 @@ class Gateway:
     @ivar reactor: the reactor it runs on.
     @ivar remoteinfo: what the remote side said in its hello: C{pid},
         C{python} (version as a list), C{executable}, C{platform}, C{cwd}.
+    @ivar heartbeat: seconds between heartbeats (spec C{heartbeat=}; 0 for
+        none): a remote side silent for 3 of them is given up, and fails
+        what waits on it with L{GatewayClosed}.
     @ivar window: bytes of items a channel's receiver may hold, not received
         yet, before its sender waits (spec C{window=}; 0: no limit).
     @ivar channelWrapper: C{None}, or a function applied to each channel
@@ -108,6 +112,11 @@ class Gateway:
         self.remoteinfo: dict[str, Any] = {}
         self.channelWrapper: Callable[[Channel], Any] | None = None
         self.window: int = parseSize(spec.window) if spec.window else DEFAULT_WINDOW
+        self.heartbeat: float = (
+            parseSeconds(spec.heartbeat) if spec.heartbeat is not None else spec.kind.heartbeat
+        )
+        self._lastHeard = 0.0
+        self._beatCall: Any = None
         self._maxFrameSize = maxFrameSize
         self._channels: dict[int, Channel] = {}
         self._nextId = 1
@@ -179,7 +188,11 @@ class Gateway:
             )
 
     def _remoteConfig(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"env": dict(self.spec.env), "window": self.window}
+        config: dict[str, Any] = {
+            "env": dict(self.spec.env),
+            "window": self.window,
+            "heartbeat": self.heartbeat,
+        }
         if self.spec.chdir:
             config["chdir"] = self.spec.chdir
         if self.spec.nice:
@@ -378,6 +391,8 @@ class Gateway:
 
     def readDelivered(self) -> None:
         """Every frame of one read is delivered: wake the receivers now."""
+        if self.heartbeat:
+            self._lastHeard = self.reactor.seconds()
         if self._toWake:
             channels, self._toWake = self._toWake, []
             for channel in channels:
@@ -415,8 +430,8 @@ class Gateway:
                 ending.receiveEnded(RemoteError(str(text)))
         elif msgtype == HELLO:
             self._helloReceived(payload)
-        elif msgtype == GATEWAY_EXIT:
-            pass
+        elif msgtype in (GATEWAY_EXIT, HEARTBEAT):
+            pass  # a heartbeat's news is that it came: see readDelivered
         else:
             self._brokenProtocol(f"unexpected message type {msgtype} from the remote side")
 
@@ -443,7 +458,27 @@ class Gateway:
             self._protocol.sendFrame(*frame)
         self.writableChanged(self._writable)
         log.debug("{gateway} ready: {info}", gateway=self.id, info=info)
+        if self.heartbeat:
+            self._lastHeard = self.reactor.seconds()
+            self._beatCall = self.reactor.callLater(self.heartbeat, self._beat)
         self._ready.callback(self)
+
+    def _beat(self) -> None:
+        """Send a heartbeat; give the remote side up if it was silent for 3."""
+        silent = self.reactor.seconds() - self._lastHeard
+        if silent >= 3 * self.heartbeat:
+            self._endReason = (
+                f"no sign of the remote side for {silent:.1f} s "
+                f"(3 heartbeats of {self.heartbeat:g} s)"
+            )
+            log.warn("{gateway}: {why}; killing it", gateway=self.id, why=self._endReason)
+            connection = self._connection
+            self._failEverything(GatewayClosed(f"gateway {self.id} closed: {self._endReason}"))
+            if connection is not None:
+                connection.kill()
+            return
+        self.sendFrame(HEARTBEAT, 0, [], 0)
+        self._beatCall = self.reactor.callLater(self.heartbeat, self._beat)
 
     def _brokenProtocol(self, why: str) -> None:
         assert self._protocol is not None
@@ -477,6 +512,8 @@ class Gateway:
     def _failEverything(self, error: BaseException) -> None:
         """The gateway has ended: fail its start, its channels and its waiters."""
         self._terminated = True
+        if self._beatCall is not None and self._beatCall.active():
+            self._beatCall.cancel()
         if self._endReason is None:
             self._endReason = str(error)
         if not self._ready.called:

@@ -18,6 +18,7 @@ __all__ = [
     "kinds",
     "kindFor",
     "optionFor",
+    "parseSeconds",
     "parseSize",
     "register",
     "unregister",
@@ -55,6 +56,8 @@ class GatewayKind:
     @ivar module: the module whose C{transportForSpec} makes its transport.
     @ivar flag: the prefix is a bare key (C{popen}) rather than C{ssh=HOST}.
     @ivar env: C{env:NAME=VALUE} parts are honoured.
+    @ivar heartbeat: seconds between heartbeats unless the spec's
+        C{heartbeat=} says otherwise (0: none).
     @ivar refusals: why a key is refused, for keys a user might expect to
         work (C{chdir} on a thread gateway).
     """
@@ -65,6 +68,7 @@ class GatewayKind:
     module: str
     flag: bool = False
     env: bool = True
+    heartbeat: float = 0.0
     refusals: dict[str, str] = field(default_factory=dict)
 
     def accepts(self, key: str) -> bool:
@@ -154,7 +158,34 @@ def parseSize(value: str) -> int:
     return int(number) * _UNITS[unit]
 
 
+def parseSeconds(value: str) -> float:
+    """
+    A duration in seconds (C{15}, C{0.5}); C{off} (or C{0}) for none.
+
+    @param value: the text.
+    @raise ValueError: for anything else.
+    """
+    if value.strip().lower() == "off":
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError("is not a number of seconds (or off)") from None
+    if not seconds >= 0:
+        raise ValueError("is not a number of seconds (or off)")
+    return seconds
+
+
+#: Seconds between heartbeats of the gateways that cross a network.
+NETWORK_HEARTBEAT = 15.0
+
 ID = Option("id", "the gateway's name")
+HEARTBEAT = Option(
+    "heartbeat",
+    "seconds between heartbeats: a peer silent for 3 of them is given up"
+    " (15 for ssh and socket gateways, off for the others)",
+    check=parseSeconds,
+)
 WINDOW = Option(
     "window",
     "bytes of items a channel's receiver may hold not received before its sender waits"
@@ -167,7 +198,7 @@ NICE = Option("nice", "the remote niceness increment (an integer)", check=_integ
 DONT_WRITE_BYTECODE = Option("dont_write_bytecode", "run the remote Python with -B", flag=True)
 
 #: What every kind accepts.
-COMMON_OPTIONS = (ID, WINDOW)
+COMMON_OPTIONS = (ID, WINDOW, HEARTBEAT)
 
 #: What kinds that start a remote process of their own accept.
 PROCESS_OPTIONS = COMMON_OPTIONS + (PYTHON, CHDIR, NICE, DONT_WRITE_BYTECODE)
@@ -214,6 +245,7 @@ register(
         "a Python on a host reached over SSH",
         PROCESS_OPTIONS + _SSH_OPTIONS,
         "txexecnet.transports.ssh",
+        heartbeat=NETWORK_HEARTBEAT,
     )
 )
 register(
@@ -227,6 +259,7 @@ register(
             Option("secret_file", "a file holding the socket server's shared secret"),
         ),
         "txexecnet.transports.socket",
+        heartbeat=NETWORK_HEARTBEAT,
         refusals={
             "python": "the socket server chooses how its Python runs",
             "dont_write_bytecode": "the socket server chooses how its Python runs",

@@ -100,12 +100,22 @@ class SshConnection(SSHConnection):
 
     transport: Any  # the SSH transport layer, once the service runs
 
-    def __init__(self, pool: SshConnectionPool, target: SshTarget) -> None:
+    def __init__(
+        self, pool: SshConnectionPool, target: SshTarget, reactor: Any, keepalive: float = 0.0
+    ) -> None:
         """
         @param pool: the pool that keeps it.
         @param target: where it goes.
+        @param reactor: the reactor it runs on (the keepalives' clock).
+        @param keepalive: seconds between SSH keepalives (OpenSSH's
+            C{ServerAliveInterval}); a server that answers none of 3 is
+            dropped.  0: none.
         """
         SSHConnection.__init__(self)
+        self._reactor = reactor
+        self._keepalive = keepalive
+        self._unanswered = 0
+        self._keepaliveCall: Any = None
         self.target = target
         self.sessions = 0
         self.poolKey: tuple[Any, ...] = ()
@@ -132,6 +142,8 @@ class SshConnection(SSHConnection):
     def serviceStarted(self) -> None:
         SSHConnection.serviceStarted(self)
         self._started = True
+        if self._keepalive:
+            self._keepaliveCall = self._reactor.callLater(self._keepalive, self._keepAlive)
         log.debug("ssh connection to {target} ready", target=self.target)
         waiters, self._waiters = self._waiters, []
         for d in waiters:
@@ -165,14 +177,39 @@ class SshConnection(SSHConnection):
         if self.transport is not None and self.transport.transport is not None:
             self.transport.transport.abortConnection()
 
+    def _keepAlive(self) -> None:
+        """Ask the server for an answer, as C{ssh -o ServerAliveInterval} does."""
+        if self._unanswered >= 3:
+            log.warn(
+                "{target}: no answer to 3 SSH keepalives of {seconds:g} s; dropping it",
+                target=self.target,
+                seconds=self._keepalive,
+            )
+            self.abort()
+            return
+        self._unanswered += 1
+
+        def answered(_: object) -> None:
+            # A refusal is an answer too: OpenSSH refuses this request.
+            self._unanswered = 0
+
+        self.sendGlobalRequest(b"keepalive@openssh.com", b"", wantReply=1).addBoth(answered)
+        self._keepaliveCall = self._reactor.callLater(self._keepalive, self._keepAlive)
+
     def serviceStopped(self) -> None:
         self._closing = True
+        if self._keepaliveCall is not None and self._keepaliveCall.active():
+            self._keepaliveCall.cancel()
         self._pool._forget(self)
         SSHConnection.serviceStopped(self)
 
 
 def openConnection(
-    reactor: Any, pool: SshConnectionPool, target: SshTarget, credentials: Credentials
+    reactor: Any,
+    pool: SshConnectionPool,
+    target: SshTarget,
+    credentials: Credentials,
+    keepalive: float = 0.0,
 ) -> SshConnection:
     """
     Start a new SSH connection to C{target}, to be kept in C{pool}.
@@ -181,8 +218,9 @@ def openConnection(
     @param pool: the pool that keeps it.
     @param target: where it goes.
     @param credentials: what to authenticate with.
+    @param keepalive: seconds between SSH keepalives (0: none).
     """
-    connection = SshConnection(pool, target)
+    connection = SshConnection(pool, target, reactor, keepalive)
     client = _ClientTransport(target, reactor, credentials, connection)
     client.start(
         HostnameEndpoint(reactor, target.hostname, target.port, timeout=target.connectTimeout)

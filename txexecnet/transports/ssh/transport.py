@@ -52,7 +52,7 @@ class SshTransport:
     def connect(self, reactor: Any, protocol: Any, gateway: Any) -> Deferred[IGatewayConnection]:
         try:
             connection = self._pool.reserve(
-                reactor, self._sharingKey(), lambda: self._connect(reactor)
+                reactor, self._sharingKey(), lambda: self._connect(reactor, gateway.heartbeat)
             )
         except GatewayStartError as e:
             return fail(_forGateway(e, gateway.id, self.target))
@@ -86,15 +86,15 @@ class SshTransport:
             self.options.passphrase,
         )
 
-    def _connect(self, reactor: Any) -> SshConnection:
-        """Start a new SSH connection to our target."""
+    def _connect(self, reactor: Any, keepalive: float) -> SshConnection:
+        """Start a new SSH connection to our target, with keepalives every C{keepalive} s."""
         password = self.options.password
         credentials = Credentials(
             self.target,
             password.encode("utf-8") if password is not None else None,
             self.options.passphrase,
         )
-        return openConnection(reactor, self._pool, self.target, credentials)
+        return openConnection(reactor, self._pool, self.target, credentials, keepalive)
 
 
 def _forGateway(error: GatewayStartError, gatewayId: str, target: SshTarget) -> GatewayStartError:
