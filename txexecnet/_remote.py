@@ -35,6 +35,7 @@ CHANNEL_LAST_MESSAGE = 5
 GATEWAY_EXIT = 6
 CHANNEL_CREDIT = 7
 HEARTBEAT = 8
+CHANNEL_CANCEL = 9
 
 MESSAGE_NAMES = {
     HELLO: "HELLO",
@@ -46,6 +47,7 @@ MESSAGE_NAMES = {
     GATEWAY_EXIT: "GATEWAY_EXIT",
     CHANNEL_CREDIT: "CHANNEL_CREDIT",
     HEARTBEAT: "HEARTBEAT",
+    CHANNEL_CANCEL: "CHANNEL_CANCEL",
 }
 
 HEADER = struct.Struct(">BII")
@@ -520,6 +522,8 @@ class FrameBuffer(object):
 
 _ENDMARKER = object()
 NO_ENDMARKER_WANTED = object()
+#: Put in a receiver's queue to wake it (for a cancel); never received.
+_WAKE = object()
 
 
 class Channel(object):
@@ -641,6 +645,8 @@ class Channel(object):
             raise IOError("cannot receive(), channel has a receiver callback")
         try:
             x = self.gateway._next_item(self._items, timeout)
+            while x is _WAKE:
+                x = self.gateway._next_item(self._items, timeout)
         except Empty:
             raise TimeoutError("no item after %r seconds" % (timeout,))
         if x is _ENDMARKER:
@@ -687,6 +693,8 @@ class Channel(object):
             self._endmarker = endmarker
             self._callback = callback
         for x in pending:
+            if x is _WAKE:
+                continue
             if x is _ENDMARKER:
                 if endmarker is not NO_ENDMARKER_WANTED:
                     callback(endmarker)
@@ -763,14 +771,21 @@ class FileIO(object):
     def readinto(self, view):
         return os.readv(self._rfd, [view])
 
-    def write(self, parts):
+    def write(self, parts, total):
+        # A frame is written whole even if KeyboardInterrupt (a cancelled
+        # channel's) comes in between: half a frame would end the gateway.
         fd = self._wfd
-        total = sum(len(p) for p in parts)
         sent = os.writev(fd, parts)
-        if sent < total:
+        if sent < total:  # a blocking pipe writes it all but for a signal
             rest = memoryview(b"".join(parts))[sent:]
+            interrupted = None
             while rest:
-                rest = rest[os.write(fd, rest) :]
+                try:
+                    rest = rest[os.write(fd, rest) :]
+                except KeyboardInterrupt as e:
+                    interrupted = e
+            if interrupted is not None:
+                raise interrupted
 
     def close(self):
         for fd in (self._rfd, self._wfd):
@@ -789,12 +804,21 @@ class SocketIO(object):
     def readinto(self, view):
         return self._sock.recv_into(view)
 
-    def write(self, parts):
+    def write(self, parts, total):
         # One send for small frames; large parts go as they are, uncopied.
-        if len(parts) > 1 and sum(len(p) for p in parts) < _NO_JOIN_SIZE:
+        # A frame is written whole even if KeyboardInterrupt comes between.
+        if len(parts) > 1 and total < _NO_JOIN_SIZE:
             parts = [b"".join(parts)]
-        for part in parts:
-            self._sock.sendall(part)
+        done = 0
+        interrupted = None
+        while done < len(parts):
+            try:
+                self._sock.sendall(parts[done])
+                done += 1
+            except KeyboardInterrupt as e:
+                interrupted = e
+        if interrupted is not None:
+            raise interrupted
 
     def close(self):
         try:
@@ -864,6 +888,9 @@ class RemoteGateway(object):
         self._chanlock = threading.Lock()
         self._next_id = 2  # the remote side allocates even ids, the local side odd ones
         self._threads = []
+        self._running = {}  # channel id -> the thread running its code
+        self._waiting = {}  # thread id -> the queue it waits on in receive()
+        self._execlock = threading.Lock()
         self._writeclosed = False
         self._frames = FrameBuffer(max_frame_size, self._dispatch)
         self._readlock = threading.Lock()
@@ -877,6 +904,7 @@ class RemoteGateway(object):
         self._last_receive = 0.0  # when a receiver last got an item
         self._ended = False  # the frame stream is over
         self._end_error = None
+        self._cancel_self = None  # a thread that dispatched its own cancel
 
     # channels
     def _channel_id(self, channel):
@@ -919,7 +947,7 @@ class RemoteGateway(object):
         with self._writelock:
             if self._writeclosed:
                 raise IOError("the gateway is closed")
-            self._io.write([header] + parts)
+            self._io.write([header] + parts, HEADER_SIZE + size)
 
     def _log_exception(self, what, error):
         import traceback
@@ -1036,12 +1064,22 @@ class RemoteGateway(object):
                             break
                         if self._reading:
                             self._role_waiter = True
-                            self._role_free.wait()
-                            self._role_waiter = False
+                            try:
+                                self._role_free.wait()
+                            finally:  # a cancel may interrupt the wait
+                                self._role_waiter = False
                             continue
                         self._reading = True
                     self._read_once()
-            return self._wait_for_reader(items.get, timeout)
+                    if self._cancel_self is threading.current_thread():
+                        self._cancel_self = None
+                        raise KeyboardInterrupt
+            ident = _get_ident()
+            self._waiting[ident] = items  # so that a cancel can wake it
+            try:
+                return self._wait_for_reader(items.get, timeout)
+            finally:
+                self._waiting.pop(ident, None)
         finally:
             self._last_receive = monotonic()
 
@@ -1082,11 +1120,40 @@ class RemoteGateway(object):
             self._get_channel(cid)._local_close(loads(payload))
         elif msgtype == HEARTBEAT:
             self._send(HEARTBEAT, 0, [], 0)
+        elif msgtype == CHANNEL_CANCEL:
+            self._cancel(cid)
         elif msgtype == GATEWAY_EXIT:
             return True
         else:
             raise ProtocolError("unexpected %s frame" % MESSAGE_NAMES[msgtype])
         return False
+
+    def _cancel(self, cid):
+        """
+        Raise C{KeyboardInterrupt} in the code of channel C{cid}, once: at
+        once where it runs Python code, when it wakes where it waits in
+        C{receive()} (it is woken), after the call where it is blocked in
+        another one.
+        """
+        with self._execlock:
+            thread = self._running.pop(cid, None)
+            if thread is None:
+                return  # the code has ended, or was cancelled already
+            queue = self._waiting.get(thread.ident)
+        if thread is threading.current_thread():
+            # This thread reads for itself and is dispatching: an exception
+            # here would leave the frame stream half read.  It is raised
+            # where this thread next takes an item (see _next_item).
+            self._cancel_self = thread
+        else:
+            _interrupt(thread)
+        if queue is not None:
+            queue.put(_WAKE)
+        with self._chanlock:
+            channel = self._channels.get(cid)
+        if channel is not None:
+            with channel._lock:  # a send() that waits for the window wakes
+                channel._credited.notify_all()
 
     def watch_heartbeats(self, on_silence):
         """
@@ -1119,14 +1186,21 @@ class RemoteGateway(object):
         t.start()
 
     def _execute(self, channel, payload):
+        cid = channel.id
         try:
-            source, filename, call_name, kwargs = loads(payload, self._get_channel)
-            code = compile(source, filename, "exec")
-            namespace = {"channel": channel, "__name__": "__channelexec__"}
-            exec(code, namespace)
-            if call_name:
-                namespace[call_name](channel, **kwargs)
+            try:
+                with self._execlock:
+                    self._running[cid] = threading.current_thread()
+                source, filename, call_name, kwargs = loads(payload, self._get_channel)
+                code = compile(source, filename, "exec")
+                namespace = {"channel": channel, "__name__": "__channelexec__"}
+                exec(code, namespace)
+                if call_name:
+                    namespace[call_name](channel, **kwargs)
+            finally:
+                self._leave_code(cid)
         except KeyboardInterrupt:
+            self._leave_code(cid)
             self._close_channel(channel, "KeyboardInterrupt")
         except BaseException:
             import traceback  # only when needed: it costs start-up time
@@ -1139,6 +1213,16 @@ class RemoteGateway(object):
         with self._readlock:
             self._last_receive = 0.0
             self._reader_wait.notify_all()
+
+    def _leave_code(self, cid):
+        """The code of channel C{cid} is done: no cancel may reach it from now on."""
+        with self._execlock:
+            cancelled = self._running.pop(cid, None) is None
+        if cancelled:
+            # A cancel may have been raised just too late to land: drop it.
+            _interrupt(threading.current_thread(), None)
+            if self._cancel_self is threading.current_thread():
+                self._cancel_self = None
 
     def _close_channel(self, channel, error):
         try:
@@ -1195,15 +1279,19 @@ def _join_until(threads, deadline):
     return [t for t in threads if t.is_alive()]
 
 
-def _interrupt(thread):
-    """Raise C{KeyboardInterrupt} in C{thread} when it next runs Python code."""
+def _interrupt(thread, exception=KeyboardInterrupt):
+    """
+    Raise C{exception} in C{thread} when it next runs Python code (C{None}:
+    take back one not raised yet).
+    """
     try:
         import ctypes
 
         set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
     except (ImportError, AttributeError):  # not CPython
         return
-    set_async_exc(ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt))
+    what = None if exception is None else ctypes.py_object(exception)
+    set_async_exc(ctypes.c_ulong(thread.ident), what)
 
 
 class ParentGone(Exception):

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from ._remote import (
     CHANNEL_CLOSE,
+    CHANNEL_CANCEL,
     CHANNEL_CLOSE_ERROR,
     CHANNEL_CREDIT,
     CHANNEL_DATA,
@@ -257,6 +258,19 @@ class Channel:
             else:
                 host.sendFrame(msgtype, self.id, parts)
         self.receiveEnded(None)
+
+    def cancel(self) -> None:
+        """
+        Raise C{KeyboardInterrupt} in the remote code of this channel, once:
+        at once where it runs Python code, when it wakes where it waits in
+        C{receive()}, after the call where it is blocked in another one.
+        The gateway and its other channels go on; unless the code catches
+        it, the channel then closes with L{RemoteError} C{KeyboardInterrupt}.
+        Nothing happens if the code has ended.
+        """
+        host = self.gateway
+        if not self._receiveClosed and not host.isTerminated():
+            host.sendFrame(CHANNEL_CANCEL, self.id, [], 0)
 
     def setcallback(
         self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED
