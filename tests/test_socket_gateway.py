@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import pytest_twisted
@@ -538,3 +539,73 @@ async def test_fuzzed_handshake_leaves_the_daemon_serving(fuzz_servers):
         assert daemon.running()
     await run_code(await txexecnet.makegateway(fuzz_servers[0].spec()))
     await run_code(await txexecnet.SocketGateway("127.0.0.1", fuzz_servers[1].port, secret=SECRET))
+
+
+def _greeted(server):
+    """A raw connection to C{server} and the nonce of its challenge."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=T)
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        line += chunk
+    nonce, _ = handshake.parse_greeting(line.rstrip(b"\n"))
+    return sock, nonce
+
+
+def _rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return [int(line.split()[1]) for line in f if line.startswith("VmRSS:")][0]
+
+
+def test_a_replayed_authentication_is_refused_and_spawns_nothing(secret_server):
+    # An answer recorded from one connection does not open another: each
+    # has a nonce of its own.
+    first, nonce = _greeted(secret_server)
+    answer, _ = handshake.auth_response(SECRET, nonce)
+    first.close()
+    second, other = _greeted(secret_server)
+    assert other != nonce
+    second.sendall(answer)
+    reply = second.recv(4096)
+    second.close()
+    assert b"authentication failed" in reply or reply == b""
+    assert not secret_server.children()
+
+
+def test_200_junk_connections_are_refused_with_flat_memory_and_no_child(secret_server):
+    junk = [b"\x00" * 64, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"x" * 5000, b"\n", b""]
+    pid = secret_server.pid
+    before = _rss_kib(pid)
+    spawned = set()
+    for i in range(200):
+        sock, _ = _greeted(secret_server)
+        if junk[i % len(junk)]:
+            try:
+                sock.sendall(junk[i % len(junk)])
+            except OSError:
+                pass
+        sock.close()
+        if i % 20 == 0:
+            spawned |= secret_server.children()
+    deadline = time.monotonic() + T
+    while time.monotonic() < deadline and len(open_connections(secret_server)) > 1:
+        time.sleep(0.05)
+    grown = _rss_kib(pid) - before
+    print(f"server RSS {before} KiB before, {before + grown} KiB after 200 junk connections")
+    assert not spawned and not secret_server.children()
+    assert grown < 4096, f"the server grew by {grown} KiB"
+
+
+def open_connections(server):
+    """The server's TCP connections, as /proc sees them (its own listener included)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{server.pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{server.pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes

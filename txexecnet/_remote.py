@@ -428,6 +428,7 @@ class FrameBuffer(object):
     MIN_ROOM = 16384
     MAX_ROOM = 65536
     SHRINK_ABOVE = 4 * 1024 * 1024
+    GROW_STEP = 4 * 1024 * 1024
 
     def __init__(self, max_frame_size, deliver, expect_first=None):
         self._max_frame_size = max_frame_size
@@ -452,7 +453,14 @@ class FrameBuffer(object):
 
     def room(self):
         """A writable view of the free end of the buffer, large enough for the next frame."""
-        need = max(self._needed, self._filled + max(self._room, self._last_frame))
+        need = self._needed
+        if need - self._filled > self.GROW_STEP:
+            # A large frame announced: the buffer grows with what arrives
+            # (to twice what it holds, at the least by GROW_STEP), so that a
+            # header claiming 200 MiB allocates nothing like it until the
+            # bytes come.
+            need = min(need, max(2 * self._filled, self._filled + self.GROW_STEP))
+        need = max(need, self._filled + max(self._room, self._last_frame))
         if len(self._buffer) < need:
             grown = bytearray(need)
             grown[: self._filled] = self._view[: self._filled]

@@ -246,7 +246,10 @@ def child_program(parent_pid, memory_limit=0):
         " pass",
         "if os.getppid() != %d:" % parent_pid,
         " os._exit(1)",
-        "os.setpgid(0, 0)",
+        "try:",
+        " os.setpgid(0, 0)",
+        "except OSError:",  # started as the leader of a session of its own
+        " pass",
         "try:",
         " with open('/proc/self/oom_score_adj', 'w') as f:",
         "  f.write('1000')",

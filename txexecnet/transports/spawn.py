@@ -81,6 +81,10 @@ class SpawnedProcess:
                 stderr=stderrWrite,
                 env=env,
                 close_fds=True,
+                # A group of its own: killing it kills what it started too,
+                # and a terminal's Ctrl-C goes to the program, which ends
+                # its gateways, rather than past it to them.
+                start_new_session=True,
             )
         except BaseException:
             for fd in (stdinWrite, stdoutRead, stderrRead):
@@ -99,13 +103,15 @@ class SpawnedProcess:
 
     def signal(self, signum: int = signal.SIGKILL) -> None:
         """
-        Send C{signum} to the child, unless it has already been reaped.
+        Send C{signum} to the child and the processes of its group (those it
+        started), unless it has already been reaped.
 
         @param signum: the signal.
         """
+        if self._process.poll() is not None:
+            return  # reaped: its pid may be someone else's by now
         try:
-            # Popen checks that the child is not reaped (its pid reused) first.
-            self._process.send_signal(signum)
+            os.killpg(self.pid, signum)
         except OSError:
             pass
 
