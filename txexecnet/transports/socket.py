@@ -32,7 +32,7 @@ from twisted.internet.interfaces import (
     ITCPTransport,
 )
 from twisted.plugin import getPlugins
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
@@ -41,6 +41,7 @@ from ..bootstrap import compiledBootstrap, sourceBootstrap
 from ..errors import AuthenticationError, GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
 from ..script import socketserver as handshake
+from .factories import quietFactory
 from .thread import SocketConnection
 
 __all__ = [
@@ -186,7 +187,7 @@ class SocketTransport:
                 return Failure(GatewayStartError(why))
             return f
 
-        d = endpoint.connect(Factory.forProtocol(lambda: handshakeProtocol))
+        d = endpoint.connect(quietFactory(lambda: handshakeProtocol))
         d.addCallbacks(lambda _: handshakeProtocol.opened, connectFailed)
         return d
 

@@ -11,12 +11,12 @@ import threading
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
 from .. import _remote
 from ..errors import GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
+from .factories import quietFactory
 
 __all__ = ["ThreadTransport", "SocketConnection", "transportForSpec"]
 
@@ -39,7 +39,7 @@ class ThreadTransport:
         ours, theirs = socket.socketpair()
         try:
             reactor.adoptStreamConnection(
-                ours.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: protocol)
+                ours.fileno(), socket.AF_UNIX, quietFactory(lambda: protocol)
             )
         except Exception as e:
             ours.close()

@@ -17,10 +17,10 @@ from twisted.conch.ssh.keys import BadKeyError, EncryptedKeyError, Key
 from twisted.conch.ssh.userauth import MSG_USERAUTH_REQUEST, SSHUserAuthClient
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.endpoints import UNIXClientEndpoint
-from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from ...errors import GatewayStartError
+from ..factories import quietFactory
 from .knownhosts import fingerprint
 from .target import SshTarget
 
@@ -154,7 +154,7 @@ class Credentials:
         if socketPath is None:
             return succeed(([], None))
         endpoint = UNIXClientEndpoint(reactor, socketPath, timeout=5)
-        d = endpoint.connect(Factory.forProtocol(SSHAgentClient))
+        d = endpoint.connect(quietFactory(SSHAgentClient))
 
         def connected(agentClient: SSHAgentClient) -> Deferred[Any]:
             return agentClient.requestIdentities().addCallback(lambda ids: (ids, agentClient))

@@ -13,12 +13,13 @@ from twisted.conch.ssh.common import getNS
 from twisted.conch.ssh.connection import SSHConnection
 from twisted.conch.ssh.transport import SSHClientTransport
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ...errors import AuthenticationError, GatewayStartError, HostKeyError
+from ..factories import quietFactory
 from .auth import Credentials, UserAuthClient
 from .knownhosts import hostKeyAlgorithms
 from .target import SshTarget
@@ -262,7 +263,7 @@ class _ClientTransport(SSHClientTransport):
     def start(self, endpoint: Any) -> None:
         """Connect through C{endpoint}; give up after the connect timeout."""
         self._deadline = self._reactor.callLater(self._target.connectTimeout, self._timedOut)
-        self._connecting = connectProtocol(endpoint, self)
+        self._connecting = endpoint.connect(quietFactory(lambda: self))
         self._connecting.addErrback(self._connectFailed)
 
     def _connectFailed(self, reason: Failure) -> None:
