@@ -21,6 +21,7 @@ import threading
 import time
 from _queue import Empty, SimpleQueue
 from _thread import get_ident as _get_ident
+from _thread import start_new_thread as _start_thread
 from time import monotonic
 
 PROTOCOL_VERSION = 1
@@ -895,10 +896,15 @@ class RemoteGateway(object):
         self._channels = {}
         self._chanlock = threading.Lock()
         self._next_id = 2  # the remote side allocates even ids, the local side odd ones
-        self._threads = []
+        # Exec threads: how many are started and not done, and the ids of
+        # those that run.  Plain threads of _thread: threading.Thread costs
+        # three times as much for each, which thousands of channels feel.
+        self._busy = 0
+        self._idents = set()
         self._running = {}  # channel id -> the thread running its code
         self._waiting = {}  # thread id -> the queue it waits on in receive()
         self._execlock = threading.Lock()
+        self._done = threading.Condition(self._execlock)
         self._writeclosed = False
         self._frames = FrameBuffer(max_frame_size, self._dispatch)
         self._readlock = threading.Lock()
@@ -1079,7 +1085,7 @@ class RemoteGateway(object):
                             continue
                         self._reading = True
                     self._read_once()
-                    if self._cancel_self is threading.current_thread():
+                    if self._cancel_self == _get_ident():
                         self._cancel_self = None
                         raise KeyboardInterrupt
             ident = _get_ident()
@@ -1144,17 +1150,17 @@ class RemoteGateway(object):
         another one.
         """
         with self._execlock:
-            thread = self._running.pop(cid, None)
-            if thread is None:
+            ident = self._running.pop(cid, None)
+            if ident is None:
                 return  # the code has ended, or was cancelled already
-            queue = self._waiting.get(thread.ident)
-        if thread is threading.current_thread():
+            queue = self._waiting.get(ident)
+        if ident == _get_ident():
             # This thread reads for itself and is dispatching: an exception
             # here would leave the frame stream half read.  It is raised
             # where this thread next takes an item (see _next_item).
-            self._cancel_self = thread
+            self._cancel_self = ident
         else:
-            _interrupt(thread)
+            _interrupt(ident)
         if queue is not None:
             queue.put(_WAKE)
         with self._chanlock:
@@ -1185,20 +1191,18 @@ class RemoteGateway(object):
 
     def _start_exec(self, cid, payload):
         channel = self._get_channel(cid)
-        t = threading.Thread(
-            target=self._execute, args=(channel, payload), name="txexecnet-exec-%d" % cid
-        )
-        t.daemon = True
-        self._threads = [x for x in self._threads if x.is_alive()]
-        self._threads.append(t)
-        t.start()
+        with self._execlock:
+            self._busy += 1
+        _start_thread(self._execute, (channel, payload))
 
     def _execute(self, channel, payload):
         cid = channel.id
+        ident = _get_ident()
         try:
             try:
                 with self._execlock:
-                    self._running[cid] = threading.current_thread()
+                    self._idents.add(ident)
+                    self._running[cid] = ident
                 source, filename, call_name, kwargs = loads(payload, self._get_channel)
                 code = compile(source, filename, "exec")
                 namespace = {"channel": channel, "__name__": "__channelexec__"}
@@ -1221,6 +1225,10 @@ class RemoteGateway(object):
         with self._readlock:
             self._last_receive = 0.0
             self._reader_wait.notify_all()
+        with self._execlock:
+            self._idents.discard(ident)
+            self._busy -= 1
+            self._done.notify_all()
 
     def _leave_code(self, cid):
         """The code of channel C{cid} is done: no cancel may reach it from now on."""
@@ -1228,8 +1236,8 @@ class RemoteGateway(object):
             cancelled = self._running.pop(cid, None) is None
         if cancelled:
             # A cancel may have been raised just too late to land: drop it.
-            _interrupt(threading.current_thread(), None)
-            if self._cancel_self is threading.current_thread():
+            _interrupt(_get_ident(), None)
+            if self._cancel_self == _get_ident():
                 self._cancel_self = None
 
     def _close_channel(self, channel, error):
@@ -1251,15 +1259,22 @@ class RemoteGateway(object):
             channels = list(self._channels.values())
         for ch in channels:
             ch._local_close()
-        running = _join_until(self._threads, monotonic() + SHUTDOWN_GRACE)
-        if running:
-            for t in running:
-                _interrupt(t)
-            running = _join_until(running, monotonic() + INTERRUPT_GRACE)
+        with self._done:
+            if not self._wait_done(monotonic() + SHUTDOWN_GRACE):
+                for ident in self._idents:
+                    _interrupt(ident)
+                self._wait_done(monotonic() + INTERRUPT_GRACE)
+            finished = not self._busy
         with self._writelock:
             self._writeclosed = True
         self._io.close()
-        return not running
+        return finished
+
+    def _wait_done(self, deadline):
+        """Wait (lock held) until every exec thread is done, or C{deadline}; return whether."""
+        while self._busy and monotonic() < deadline:
+            self._done.wait(deadline - monotonic())
+        return not self._busy
 
 
 def _say(text):
@@ -1280,17 +1295,10 @@ INTERRUPT_GRACE = 1.0
 EXIT_GRACE = 2.0
 
 
-def _join_until(threads, deadline):
-    """Wait for C{threads} until C{deadline}; return those still running."""
-    for t in threads:
-        t.join(max(0.0, deadline - monotonic()))
-    return [t for t in threads if t.is_alive()]
-
-
-def _interrupt(thread, exception=KeyboardInterrupt):
+def _interrupt(ident, exception=KeyboardInterrupt):
     """
-    Raise C{exception} in C{thread} when it next runs Python code (C{None}:
-    take back one not raised yet).
+    Raise C{exception} in the thread C{ident} when it next runs Python code
+    (C{None}: take back one not raised yet).
     """
     try:
         import ctypes
@@ -1299,7 +1307,7 @@ def _interrupt(thread, exception=KeyboardInterrupt):
     except (ImportError, AttributeError):  # not CPython
         return
     what = None if exception is None else ctypes.py_object(exception)
-    set_async_exc(ctypes.c_ulong(thread.ident), what)
+    set_async_exc(ctypes.c_ulong(ident), what)
 
 
 class ParentGone(Exception):
@@ -1308,8 +1316,10 @@ class ParentGone(Exception):
 
 #: Whether the main thread serves a gateway's frames: only then does
 #: L{_parent_gone} interrupt it (a flag, not an event: it is read in a
-#: signal handler, and written where an exception would be caught).
-_main_thread = {"reads": False}
+#: signal handler, and written where an exception would be caught); and
+#: whether the parent is known gone (the signal may come twice, see
+#: L{_forward_to_main_thread}).
+_main_thread = {"reads": False, "gone": False}
 
 
 def _parent_gone(signum, frame):
@@ -1317,9 +1327,42 @@ def _parent_gone(signum, frame):
     # the stream ends as if the stream had, and the same shutdown follows
     # (unless it is under way: the stream usually ends too).  That shutdown
     # gets a bound of its own, whatever it runs into.
+    if _main_thread["gone"]:
+        return
+    _main_thread["gone"] = True
     _exit_after(SHUTDOWN_GRACE + INTERRUPT_GRACE + EXIT_GRACE, 1)
     if _main_thread["reads"]:
+        _main_thread["reads"] = False
         raise ParentGone("the parent process is gone")
+
+
+def _forward_to_main_thread(signum):
+    """
+    Make sure the main thread, not just the process, gets C{signum}.
+
+    The kernel hands a process's signal to any one of its threads.  Python
+    runs the handler in the main thread, but only once that thread runs
+    Python code: if an exec thread took the signal, the main thread blocked
+    in its read of the stream would never see it (a forked copy of the
+    client keeps that stream open).  Every caught signal also writes its
+    number to the wakeup pipe; a thread waiting there sends C{signum} to the
+    main thread itself, whose read it interrupts.
+    """
+    import signal
+
+    r, w = os.pipe()  # neither end is inherited by the code's children
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    main = threading.main_thread().ident
+
+    def watch():
+        while True:
+            caught = os.read(r, 64)
+            if signum in caught:
+                signal.pthread_kill(main, signum)
+                return
+
+    _start_thread(watch, ())
 
 
 def _die_with_parent():
@@ -1333,6 +1376,7 @@ def _die_with_parent():
 
     parent = os.getppid()
     signal.signal(signal.SIGTERM, _parent_gone)
+    _forward_to_main_thread(signal.SIGTERM)
     try:
         import ctypes
 

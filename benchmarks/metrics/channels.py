@@ -3,6 +3,7 @@ Metric 6, many channels on one gateway: open 200 channels with an echoing
 remote_exec each, then 10 interleaved rounds (send one small int on every
 channel, then receive every answer), then close them.  Timed from the first
 remote_exec to the last answer; the gateway's start and exit are not timed.
+The same with 2,000 channels and 2 rounds, counting the local threads too.
 """
 
 from __future__ import annotations
@@ -10,12 +11,25 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..common import ECHO, Samples, deferred, gateway, library_workloads, spec_for, tx_gateway
+from ..common import (
+    ECHO,
+    Samples,
+    deferred,
+    gateway,
+    library_workloads,
+    spec_for,
+    thread_count,
+    tx_gateway,
+)
 from ..registry import LOWER, Measure, Metric, register, repeat
 
 
 def _params(quick: bool) -> dict[str, Any]:
     return {"spec": "popen", "channels": 200, "rounds": 10}
+
+
+def _params_2000(quick: bool) -> dict[str, Any]:
+    return {"spec": "popen", "channels": 2000, "rounds": 2}
 
 
 def _blocking(lib: Any, params: dict[str, Any]) -> Samples:
@@ -29,9 +43,10 @@ def _blocking(lib: Any, params: dict[str, Any]) -> Samples:
             for channel in channels:
                 channel.receive()
         seconds = time.perf_counter() - start
+        threads = thread_count()
         for channel in channels:
             channel.close()
-    return {"time": [seconds * 1e3]}
+    return {"time": [seconds * 1e3], "threads": [threads]}
 
 
 @deferred
@@ -47,9 +62,10 @@ async def run_deferred(reactor: Any, params: dict[str, Any]) -> Samples:
                 channel.send(i)
             await gatherResults([channel.receive() for channel in channels])
         seconds = time.perf_counter() - start
+        threads = thread_count()
         for channel in channels:
             channel.close()
-    return {"time": [seconds * 1e3]}
+    return {"time": [seconds * 1e3], "threads": [threads]}
 
 
 register(
@@ -60,5 +76,19 @@ register(
         workloads=library_workloads(_blocking, run_deferred),
         params=_params,
         repetitions=repeat(5, 2),
+    )
+)
+
+register(
+    Metric(
+        name="channels-2000",
+        title="2000 channels x 2 interleaved round trips",
+        measures=(
+            Measure("time", "time", "ms", LOWER),
+            Measure("threads", "local threads", "threads", LOWER),
+        ),
+        workloads=library_workloads(_blocking, run_deferred),
+        params=_params_2000,
+        repetitions=repeat(3, 1),
     )
 )
