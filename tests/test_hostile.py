@@ -128,6 +128,7 @@ def test_a_gateway_fed_anything_ends_in_a_protocol_error_or_goes_on(data):
 FAKES = {
     "garbage": "#!/bin/sh\necho 'Traceback (most recent call last):'\nsleep 30\n",
     "nothing, then exit": "#!/bin/sh\nexit 3\n",
+    "nothing, and alive": "#!/bin/sh\nexec sleep 30\n",
     "an endless stream": "#!/bin/sh\nexec yes\n",
     "a huge hello": (
         "#!/usr/bin/env python3\nimport struct, sys, time\n"
@@ -139,7 +140,7 @@ FAKES = {
 
 @pytest.mark.parametrize("fake", sorted(FAKES))
 @pytest_twisted.ensureDeferred
-async def test_a_fake_interpreter_fails_the_start_at_once(fake, tmp_path):
+async def test_a_fake_interpreter_fails_the_start_with_a_clear_error(fake, tmp_path):
     path = tmp_path / "python"
     path.write_text(FAKES[fake])
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -147,7 +148,10 @@ async def test_a_fake_interpreter_fails_the_start_at_once(fake, tmp_path):
         await txexecnet.makegateway(f"popen//python={path}")
     message = str(info.value)
     assert "failed to start" in message
-    assert any(word in message for word in ("protocol error", "exited with status 3"))
+    assert any(
+        word in message
+        for word in ("protocol error", "exited with status 3", "no hello within 8.0 seconds")
+    )
 
 
 @pytest_twisted.ensureDeferred

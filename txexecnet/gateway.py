@@ -156,10 +156,21 @@ class Gateway:
         )
         self._protocol = protocol
 
+        timeouts = []
+
         def connected(connection: IGatewayConnection) -> None:
             self._connection = connection
             if (self._terminated or self._exiting) and connection is not None:
                 connection.kill()  # exit() or the start timeout came first
+            elif transport.helloTimeout is not None and not self._ready.called:
+                timeouts.append(
+                    self.reactor.callLater(
+                        transport.helloTimeout,
+                        self._startTimedOut,
+                        f"no hello within {transport.helloTimeout} seconds of the start"
+                        f" of {transport.description}",
+                    )
+                )
 
         def failed(f: Failure) -> None:
             if not self._terminated:
@@ -167,19 +178,26 @@ class Gateway:
                 self._failEverything(f.value)
 
         transport.connect(self.reactor, protocol, self).addCallbacks(connected, failed)
-        timeout = self.reactor.callLater(START_TIMEOUT, self._startTimedOut)
+        timeouts.append(
+            self.reactor.callLater(
+                START_TIMEOUT,
+                self._startTimedOut,
+                f"no hello from the remote side within {START_TIMEOUT} seconds",
+            )
+        )
 
         def started(result: Any) -> Any:
-            if timeout.active():
-                timeout.cancel()
+            for timeout in timeouts:
+                if timeout.active():
+                    timeout.cancel()
             return result
 
         return self._ready.addBoth(started)
 
-    def _startTimedOut(self) -> None:
+    def _startTimedOut(self, reason: str) -> None:
         if self._terminated or self._ready.called:
             return
-        self._endReason = f"no hello from the remote side within {START_TIMEOUT} seconds"
+        self._endReason = reason
         if self._connection is not None:
             self.kill()
         else:

@@ -58,6 +58,11 @@ class IGatewayTransport(Interface):
     """A way to reach a fresh remote interpreter."""
 
     description = Attribute("A short text naming where this transport goes, for messages.")
+    helloTimeout = Attribute(
+        "Seconds the remote side has to say hello once C{connect} has succeeded,"
+        " or C{None} to leave it the whole start timeout: a bound of its own"
+        " where connecting means the interpreter already runs."
+    )
 
     def bootstrap(config):
         """

@@ -116,6 +116,7 @@ class _TestTransport:
     """Connects a gateway's protocol to a L{_TestConnection} made by C{make}."""
 
     description = "in memory"
+    helloTimeout = None  # the start timeout alone, so a test with a Clock controls it
 
     def __init__(self, make: Any) -> None:
         self._make = make

@@ -38,7 +38,12 @@ class CommandTransport:
     @ivar env: variables added to this process's environment for the
         command, or an empty dict.
     @ivar description: where the command goes, for messages.
+    @ivar helloTimeout: seconds the command has to say hello once started;
+        C{None} (the start timeout alone), since a command may still have a
+        network to cross.
     """
+
+    helloTimeout: float | None = None
 
     def __init__(
         self,

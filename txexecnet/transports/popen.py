@@ -26,6 +26,11 @@ class PopenTransport(CommandTransport):
     compiled rather than as source.
     """
 
+    # A local interpreter says hello within a second even on a loaded
+    # machine; one silent for this long is not a Python (or is stuck), and
+    # makegateway must not wait the minute a remote host may need.
+    helloTimeout: float | None = 8.0
+
     def __init__(
         self,
         python: str | None = None,

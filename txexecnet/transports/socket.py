@@ -133,6 +133,7 @@ class SocketTransport:
         self._timeout = timeout
         self._config: dict[str, Any] = {}
         self.description = f"socket {address}"
+        self.helloTimeout: float | None = None  # the remote host may need the whole start timeout
 
     @classmethod
     def fromSecretFile(

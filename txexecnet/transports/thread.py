@@ -26,6 +26,7 @@ class ThreadTransport:
     """Run the remote runtime in a thread of this process."""
 
     description = "thread"
+    helloTimeout = 8.0  # the runtime is already loaded: only a stuck thread is slower
 
     def __init__(self) -> None:
         self._config: dict[str, Any] = {}

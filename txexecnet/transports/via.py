@@ -129,6 +129,7 @@ class ViaTransport:
         self.dontWriteBytecode = dontWriteBytecode
         self.env = dict(env or {})
         self.description = f"via {parent.id}"
+        self.helloTimeout: float | None = None  # the remote host may need the whole start timeout
 
     def bootstrap(self, config: dict[str, Any]) -> bytes:
         return sourceBootstrap(config)

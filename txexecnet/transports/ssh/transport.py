@@ -42,6 +42,7 @@ class SshTransport:
         self.command = remoteCommand(options.python, options.dont_write_bytecode)
         self._pool = pool if pool is not None else defaultPool
         self.description = f"ssh {self.target}"
+        self.helloTimeout: float | None = None  # the remote host may need the whole start timeout
 
     def __repr__(self) -> str:
         return f"<SshTransport {self.target} python={self.options.python!r}>"
