@@ -36,8 +36,10 @@ async def test_cancel_interrupts_spinning_code_and_nothing_else(gw):
 @pytest_twisted.ensureDeferred
 async def test_cancel_wakes_code_waiting_in_receive(gw):
     ch = gw.remote_exec(
-        "try:\n    channel.receive()\nexcept KeyboardInterrupt:\n    channel.send('interrupted')"
+        "try:\n    channel.send('ready')\n    channel.receive()\n"
+        "except KeyboardInterrupt:\n    channel.send('interrupted')"
     )
+    assert await ch.receive(T) == "ready"
     await still_answers(gw)  # the remote code is in its receive() by now
     ch.cancel()
     assert await ch.receive(T) == "interrupted"
@@ -53,6 +55,20 @@ async def test_cancelling_code_that_sends_keeps_the_stream_whole(gw):
     with pytest.raises(RemoteError, match="KeyboardInterrupt"):
         while True:
             await ch.receive(T)
+    await still_answers(gw)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cancel_that_arrives_before_the_code_starts_keeps_it_from_running(gw):
+    # Many at once, so that some cancels overtake the start of their code.
+    # Each either never runs or is interrupted where it waits: none is left
+    # waiting with its cancel lost.
+    channels = [gw.remote_exec("channel.receive()") for _ in range(20)]
+    for ch in channels:
+        ch.cancel()
+    for ch in channels:
+        with pytest.raises(RemoteError, match="KeyboardInterrupt"):
+            await ch.waitclose(T)
     await still_answers(gw)
 
 

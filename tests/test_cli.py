@@ -1,10 +1,14 @@
 """The txexecnet command line, run as a user would."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
+
+from processes import alive
 
 BIN = os.path.join(os.path.dirname(sys.executable), "txexecnet")
 
@@ -55,3 +59,75 @@ def test_code_from_a_file_and_stdin(tmp_path):
         timeout=60,
     )
     assert proc.stdout == "from stdin\n"
+
+
+def test_exec_on_several_gateways_prefixes_each_line_with_the_gateway_id():
+    proc = run(BIN, "exec", "-g", "popen//id=a", "-g", "thread//id=b", "-c", "channel.send(7)")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == ["a: 7", "b: 7"]
+
+
+def test_json_lines_carry_the_gateway_and_the_item():
+    proc = run(BIN, "exec", "-g", "popen", "-g", "popen", "--json", "-c", "channel.send((1, b'x'))")
+    assert proc.returncode == 0, proc.stderr
+    lines = sorted(proc.stdout.splitlines())
+    assert [json.loads(line) for line in lines] == [
+        {"gateway": "gw0", "item": [1, "x"]},
+        {"gateway": "gw1", "item": [1, "x"]},
+    ]
+
+
+def test_a_hosts_file_lists_specs_and_a_summary_says_what_failed(tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("# the fleet\npopen//id=one\n\nsocket=127.0.0.1:1//id=dead\nthread//id=two\n")
+    proc = run(BIN, "exec", "--hosts", str(hosts), "--concurrency", "2", "-c", "channel.send(1)")
+    assert proc.returncode == 2
+    assert sorted(proc.stdout.splitlines()) == ["one: 1", "two: 1"]
+    assert "2 of 3 gateways finished; failed: socket=127.0.0.1:1//id=dead" in proc.stderr
+
+
+def test_remote_code_that_raises_anywhere_gives_status_1_and_names_the_gateway():
+    code = "raise KeyError(5)"
+    proc = run(BIN, "exec", "-g", "popen//id=x", "-g", "popen//id=y", "-c", code)
+    assert proc.returncode == 1
+    assert "remote error on x:" in proc.stderr and "remote error on y:" in proc.stderr
+    assert "0 of 2 gateways finished; remote code raised on" in proc.stderr
+
+
+def test_a_missing_file_is_status_2_with_a_message():
+    proc = run(BIN, "exec", "/no/such/job.py")
+    assert proc.returncode == 2
+    assert proc.stderr == "txexecnet: cannot read /no/such/job.py: No such file or directory\n"
+
+
+def test_a_timeout_gives_up_the_gateway_without_the_exit_grace():
+    proc = run(BIN, "exec", "--timeout", "1", "-c", "import time; time.sleep(60)", timeout=30)
+    assert proc.returncode == 2
+    assert "no item on channel" in proc.stderr
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_the_gateways_first_and_gives_the_shells_status(signum, status):
+    proc = subprocess.Popen(
+        [BIN, "exec", "-c", "import os, time; channel.send(os.getpid()); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        remote = int(proc.stdout.readline())
+        proc.send_signal(signum)
+        assert proc.wait(30) == status
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert not alive(remote)
+
+
+def test_help_and_version_read_well():
+    proc = run(BIN, "exec", "--help")
+    assert proc.returncode == 0
+    for words in ("--hosts FILE", "--concurrency N", "--json", "after Ctrl-C; 143 after SIGTERM"):
+        assert words in proc.stdout
+    proc = run(BIN, "--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("txexecnet ")

@@ -66,12 +66,14 @@ def wait_gone(pids: list[int], seconds: float) -> list[int]:
     return [pid for pid in pids if alive(pid)]
 
 
-def blocking_client(codes: list[str], then: str = "import time\ntime.sleep(1000)") -> str:
+def blocking_client(
+    codes: list[str], then: str = "import time\ntime.sleep(1000)", spec: str = "popen"
+) -> str:
     return f"""
         from txexecnet import blocking
         channels = []
         for code in {codes!r}:
-            gw = blocking.makegateway("popen")
+            gw = blocking.makegateway({spec!r})
             channels.append(gw.remote_exec(code))
             print(gw.remoteinfo["pid"], flush=True)
         print("ready", flush=True)
@@ -80,8 +82,10 @@ def blocking_client(codes: list[str], then: str = "import time\ntime.sleep(1000)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_no_remote_outlives_a_killed_client_whatever_its_code_does(signum):
-    client, pids = start_client(blocking_client(list(BUSY_CODE.values())))
+@pytest.mark.parametrize("execmodel", ["thread", "main_thread_only"])
+def test_no_remote_outlives_a_killed_client_whatever_its_code_does(signum, execmodel):
+    spec = f"popen//execmodel={execmodel}"
+    client, pids = start_client(blocking_client(list(BUSY_CODE.values()), spec=spec))
     assert all(alive(pid) for pid in pids)
     client.send_signal(signum)
     client.wait(10)

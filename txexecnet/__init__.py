@@ -24,6 +24,7 @@ from .errors import (
 from .constructors import PopenGateway, SocketGateway, SshGateway, ThreadGateway, makegateway
 from .gateway import Gateway
 from .group import Group, default_group
+from .multichannel import MultiChannel
 from .xspec import XSpec
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "Group",
     "HostKeyError",
     "LoadError",
+    "MultiChannel",
     "NO_ENDMARKER_WANTED",
     "PopenGateway",
     "SocketGateway",

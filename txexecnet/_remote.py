@@ -37,6 +37,7 @@ GATEWAY_EXIT = 6
 CHANNEL_CREDIT = 7
 HEARTBEAT = 8
 CHANNEL_CANCEL = 9
+GATEWAY_STATUS = 10
 
 MESSAGE_NAMES = {
     HELLO: "HELLO",
@@ -49,7 +50,16 @@ MESSAGE_NAMES = {
     CHANNEL_CREDIT: "CHANNEL_CREDIT",
     HEARTBEAT: "HEARTBEAT",
     CHANNEL_CANCEL: "CHANNEL_CANCEL",
+    GATEWAY_STATUS: "GATEWAY_STATUS",
 }
+
+#: How remote code runs: each remote_exec in a thread of its own, or one
+#: at a time in the interpreter's main thread (signal handlers, GUI
+#: toolkits and test runners need it), as execnet's execution models.
+EXECMODELS = ("thread", "main_thread_only")
+
+#: Why a second remote_exec fails while one runs in the main thread.
+CONCURRENT_MAIN_EXEC = "concurrent remote_exec would cause deadlock for main_thread_only execmodel"
 
 HEADER = struct.Struct(">BII")
 HEADER_SIZE = HEADER.size
@@ -735,6 +745,14 @@ class Channel(object):
             self.gateway._send(CHANNEL_CLOSE, self.id, [])
         self._local_close()
 
+    def makefile(self, mode="w", proxyclose=False):
+        """
+        A file on this channel: C{"w"} sends each write as an item, C{"r"}
+        reads the items received (strings or bytes) until the close.  With
+        C{proxyclose}, closing the file closes the channel.
+        """
+        return makefile(self, mode, proxyclose)
+
     def _deliver(self, item, size):
         with self._lock:
             callback = self._callback
@@ -763,6 +781,133 @@ class Channel(object):
         if callback is not None and self._endmarker is not NO_ENDMARKER_WANTED:
             callback(self._endmarker)
         self.gateway._forget(self)
+
+
+class ChannelFile(object):
+    """What both kinds of channel file share: the channel, closing, C{with}."""
+
+    def __init__(self, channel, proxyclose=False):
+        self.channel = channel
+        self._proxyclose = proxyclose
+        self.closed = False
+
+    def isatty(self):
+        return False
+
+    def close(self):
+        """Close the file; with C{proxyclose}, the channel too."""
+        if not self.closed:
+            self.closed = True
+            if self._proxyclose:
+                self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class ChannelFileWrite(ChannelFile):
+    """
+    A file open for writing whose writes are items sent on a channel (as
+    execnet's C{channel.makefile("w")}): C{sys.stdout = channel.makefile("w")}
+    sends what is printed.  Works on any channel whose C{send} takes an item.
+    """
+
+    def write(self, data):
+        if self.closed:
+            raise ValueError("write to a closed channel file")
+        self.channel.send(data)
+        return len(data)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        """Nothing: each write is sent at once."""
+
+
+class ChannelFileRead(ChannelFile):
+    """
+    A file open for reading whose data are the items (strings or bytes) a
+    channel receives, until it closes (as execnet's C{makefile("r")}).
+    Works on any channel whose C{receive} blocks and raises C{EOFError} at
+    the end.
+    """
+
+    def __init__(self, channel, proxyclose=False):
+        ChannelFile.__init__(self, channel, proxyclose)
+        self._buffer = None  # received and not yet read
+        self._eof = False
+
+    def _more(self):
+        """Receive one more item into the buffer; return whether there was one."""
+        if self._eof:
+            return False
+        try:
+            item = self.channel.receive()
+        except EOFError:
+            self._eof = True
+            return False
+        if not isinstance(item, (str, bytes, bytearray)):
+            raise TypeError("a channel file reads strings or bytes, not %s" % type(item).__name__)
+        self._buffer = item if self._buffer is None else self._buffer + item
+        return True
+
+    def _take(self, n):
+        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
+
+    def read(self, size=-1):
+        """Up to C{size} characters or bytes (all, until the close, by default)."""
+        if self.closed:
+            raise ValueError("read from a closed channel file")
+        whole = size is None or size < 0
+        while (whole or self._buffer is None or len(self._buffer) < size) and self._more():
+            pass
+        if self._buffer is None:
+            return ""
+        return self._take(len(self._buffer) if whole else size)
+
+    def readline(self):
+        """The next line, with its line end (empty at the end)."""
+        if self.closed:
+            raise ValueError("read from a closed channel file")
+        while True:
+            if self._buffer is not None:
+                end = self._buffer.find(b"\n" if not isinstance(self._buffer, str) else "\n")
+                if end >= 0:
+                    return self._take(end + 1)
+            if not self._more():
+                return self._take(len(self._buffer)) if self._buffer is not None else ""
+
+    def readlines(self):
+        return list(self)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    next = __next__
+
+
+def makefile(channel, mode="w", proxyclose=False):
+    """
+    A file on C{channel}: C{mode} C{"w"} writes items, C{"r"} reads them.
+    With C{proxyclose}, closing the file closes the channel.
+    """
+    if mode == "w":
+        return ChannelFileWrite(channel, proxyclose)
+    if mode == "r":
+        return ChannelFileRead(channel, proxyclose)
+    raise ValueError("mode %r: a channel file is 'r' or 'w'" % (mode,))
 
 
 # ---------------------------------------------------------------------------
@@ -885,9 +1030,17 @@ class RemoteGateway(object):
     """
 
     def __init__(
-        self, io, max_frame_size=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, heartbeat=0.0
+        self,
+        io,
+        max_frame_size=DEFAULT_MAX_FRAME_SIZE,
+        window=DEFAULT_WINDOW,
+        heartbeat=0.0,
+        execmodel="thread",
     ):
         self._io = io
+        self._execmodel = execmodel
+        self._main_jobs = None  # main_thread_only: what the main thread is to run
+        self._main_busy = False  # main_thread_only: a remote_exec is queued or runs
         self._max_frame_size = max_frame_size
         self._window = window
         self._heartbeat = heartbeat
@@ -902,6 +1055,8 @@ class RemoteGateway(object):
         self._busy = 0
         self._idents = set()
         self._running = {}  # channel id -> the thread running its code
+        self._executing = set()  # channel ids whose code has not left yet (queued, or runs)
+        self._cancelled_early = set()  # ... and those cancelled before their code started
         self._waiting = {}  # thread id -> the queue it waits on in receive()
         self._execlock = threading.Lock()
         self._done = threading.Condition(self._execlock)
@@ -987,7 +1142,10 @@ class RemoteGateway(object):
                 _main_thread["reads"] = True  # ParentGone may be raised here
             if after_hello is not None:
                 after_hello()
-            self._read_loop()
+            if self._execmodel == "main_thread_only":
+                self._serve_in_main_thread()
+            else:
+                self._read_loop()
             _main_thread["reads"] = False
         except ParentGone as e:
             _main_thread["reads"] = False
@@ -1004,6 +1162,43 @@ class RemoteGateway(object):
         elif error is not None:
             self._log_exception("reader failed", error)
         return self._shutdown()
+
+    def _serve_in_main_thread(self):
+        """
+        Run remote code in this, the main, thread, one remote_exec at a
+        time, while another thread reads.  Once the stream ends, code still
+        running gets the same grace and interrupt as exec threads do.
+        """
+        self._main_jobs = jobs = SimpleQueue()
+        main = _get_ident()
+
+        def read():
+            self._read_loop()
+            with self._chanlock:
+                channels = list(self._channels.values())
+            for ch in channels:
+                ch._local_close()  # a receive() of the code waiting raises EOFError
+            with self._done:
+                if not self._wait_done(monotonic() + SHUTDOWN_GRACE):
+                    _interrupt(main)
+                    if not self._wait_done(monotonic() + INTERRUPT_GRACE):
+                        # Stuck in a system call, where no interrupt lands, and
+                        # only this thread knows: the process must end anyway.
+                        _say("remote code in the main thread does not end; exiting\n")
+                        os._exit(1)
+            jobs.put(None)
+
+        _start_thread(read, ())
+        while True:
+            try:
+                job = jobs.get()
+                if job is None:
+                    return
+                self._execute(*job)
+            except KeyboardInterrupt:
+                pass  # the shutdown's interrupt, landing just as the code ended
+            if _main_thread["gone"]:
+                raise ParentGone("the parent process is gone")
 
     def _read_loop(self):
         """The reader thread: read whenever no receiver reads for itself."""
@@ -1136,6 +1331,8 @@ class RemoteGateway(object):
             self._send(HEARTBEAT, 0, [], 0)
         elif msgtype == CHANNEL_CANCEL:
             self._cancel(cid)
+        elif msgtype == GATEWAY_STATUS:
+            self._send_status(cid)
         elif msgtype == GATEWAY_EXIT:
             return True
         else:
@@ -1152,7 +1349,9 @@ class RemoteGateway(object):
         with self._execlock:
             ident = self._running.pop(cid, None)
             if ident is None:
-                return  # the code has ended, or was cancelled already
+                if cid in self._executing:  # its thread has not started yet
+                    self._cancelled_early.add(cid)
+                return  # or the code has ended, or was cancelled already
             queue = self._waiting.get(ident)
         if ident == _get_ident():
             # This thread reads for itself and is dispatching: an exception
@@ -1163,6 +1362,11 @@ class RemoteGateway(object):
             _interrupt(ident)
         if queue is not None:
             queue.put(_WAKE)
+        else:
+            # It may wait to read for itself, on a condition no frame may
+            # ever signal: wake it, so that the interrupt lands.
+            with self._readlock:
+                self._role_free.notify_all()
         with self._chanlock:
             channel = self._channels.get(cid)
         if channel is not None:
@@ -1189,10 +1393,35 @@ class RemoteGateway(object):
         t.daemon = True
         t.start()
 
+    def _send_status(self, cid):
+        """Answer a status request on channel C{cid}: one item, then the close."""
+        with self._chanlock:
+            numchannels = len(self._channels)
+        status = {
+            "numchannels": numchannels,
+            "numexecuting": len(self._executing),
+            "execmodel": self._execmodel,
+        }
+        self._send(CHANNEL_DATA, cid, [dumps(status)])
+        self._send(CHANNEL_CLOSE, cid, [], 0)
+
     def _start_exec(self, cid, payload):
         channel = self._get_channel(cid)
+        if self._main_jobs is not None:
+            with self._execlock:
+                refused = self._main_busy
+                if not refused:
+                    self._main_busy = True
+                    self._busy += 1
+                    self._executing.add(cid)
+            if refused:
+                self._close_channel(channel, CONCURRENT_MAIN_EXEC)
+            else:
+                self._main_jobs.put((channel, payload))
+            return
         with self._execlock:
             self._busy += 1
+            self._executing.add(cid)
         _start_thread(self._execute, (channel, payload))
 
     def _execute(self, channel, payload):
@@ -1202,7 +1431,13 @@ class RemoteGateway(object):
             try:
                 with self._execlock:
                     self._idents.add(ident)
-                    self._running[cid] = ident
+                    early = cid in self._cancelled_early
+                    if early:
+                        self._cancelled_early.discard(cid)
+                    else:
+                        self._running[cid] = ident
+                if early:
+                    raise KeyboardInterrupt
                 source, filename, call_name, kwargs = loads(payload, self._get_channel)
                 code = compile(source, filename, "exec")
                 namespace = {"channel": channel, "__name__": "__channelexec__"}
@@ -1234,6 +1469,9 @@ class RemoteGateway(object):
         """The code of channel C{cid} is done: no cancel may reach it from now on."""
         with self._execlock:
             cancelled = self._running.pop(cid, None) is None
+            self._executing.discard(cid)
+            # Before the close goes out: whoever sees it may exec again at once.
+            self._main_busy = False
         if cancelled:
             # A cancel may have been raised just too late to land: drop it.
             _interrupt(_get_ident(), None)
@@ -1446,6 +1684,7 @@ def serve(io, config=None, after_hello=None, on_silence=None):
         config.get("max_frame_size", DEFAULT_MAX_FRAME_SIZE),
         config.get("window", DEFAULT_WINDOW),
         config.get("heartbeat", 0.0),
+        config.get("execmodel", "thread"),
     )
     if gateway._heartbeat:
         gateway.watch_heartbeats(on_silence or io.abort)

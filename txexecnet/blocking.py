@@ -39,7 +39,8 @@ from . import channel as core_channel
 from . import constructors as core_constructors
 from . import gateway as core_gateway
 from . import group as core_group
-from ._remote import NO_ENDMARKER_WANTED
+from . import multichannel as core_multichannel
+from ._remote import NO_ENDMARKER_WANTED, ChannelFileRead, ChannelFileWrite, makefile
 from .errors import TimeoutError
 from .eventloop import EventLoop, ReactorThreadError
 from .gateway import DEFAULT_EXIT_TIMEOUT, SEND_BUFFER_LIMIT
@@ -49,6 +50,7 @@ __all__ = [
     "Channel",
     "Gateway",
     "Group",
+    "MultiChannel",
     "ReactorThreadError",
     "SEND_BUFFER_LIMIT",
     "default_group",
@@ -122,6 +124,10 @@ def _proxyFor(value: Any) -> Any:
         if proxy is None or proxy.wrapped is not value:
             proxy = _proxies[id(value)] = kind._around(value)
         return proxy
+    if isinstance(value, core_multichannel.MultiChannel):
+        return MultiChannel([_proxyFor(ch) for ch in value])
+    if type(value) is list:
+        return [_proxyFor(x) for x in value]
     if inspect.isgenerator(value) or type(value).__name__.endswith("iterator"):
         return iter([_proxyFor(x) for x in value])
     return value
@@ -341,6 +347,21 @@ class Channel(_Proxy):
 
     next = __next__
 
+    def makefile(
+        self, mode: str = "w", proxyclose: bool = False
+    ) -> ChannelFileRead | ChannelFileWrite:
+        """
+        A file on this channel, as in execnet: C{"w"} sends each write as an
+        item (C{write}, C{writelines}, C{flush}, C{close}); C{"r"} reads the
+        items received, strings or bytes, until the channel closes
+        (C{read}, C{readline}, iteration, C{close}).
+
+        @param mode: C{"r"} or C{"w"}.
+        @param proxyclose: closing the file closes the channel too.
+        @raise ValueError: for another mode.
+        """
+        return makefile(self, mode, proxyclose)
+
     def setcallback(
         self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED
     ) -> None:
@@ -377,6 +398,67 @@ class Channel(_Proxy):
         loop.call(install)
 
 
+class MultiChannel(core_multichannel.ChannelSequence[Channel]):
+    """
+    Channels of many gateways with blocking methods, as in execnet: see
+    L{txexecnet.MultiChannel}.
+    """
+
+    def send_each(self, item: Any) -> None:
+        """
+        Send C{item} on every channel.
+
+        @param item: what to send (see L{Channel.send}).
+        """
+        for ch in self._channels:
+            ch.send(item)
+
+    def receive_each(self, withchannel: bool = False, timeout: float | None = None) -> list[Any]:
+        """
+        The next item of every channel, in channel order.
+
+        @param withchannel: give C{(channel, item)} pairs rather than items.
+        @param timeout: seconds each channel may take (see L{Channel.receive}).
+        """
+        items = [ch.receive(timeout) for ch in self._channels]
+        return list(zip(self._channels, items)) if withchannel else items
+
+    def make_receive_queue(self, endmarker: Any = NO_ENDMARKER_WANTED) -> queue.Queue[Any]:
+        """
+        A queue of C{(channel, item)} for the items of every channel, in the
+        order they arrive; C{(channel, endmarker)} once a channel closes, if
+        an endmarker is given.
+
+        @param endmarker: put in the queue with a channel once it closes;
+            by default, nothing is.
+        """
+        items: queue.Queue[Any] = queue.Queue()
+
+        def putter(ch: Channel) -> Callable[[Any], None]:
+            return lambda item: items.put((ch, item))
+
+        for ch in self._channels:
+            ch.setcallback(putter(ch), endmarker)
+        return items
+
+    def waitclose(self, timeout: float | None = None) -> None:
+        """
+        Wait until every channel has closed; then raise the first
+        L{RemoteError} (in channel order), if any.
+
+        @param timeout: seconds each channel may take (see L{Channel.waitclose}).
+        """
+        first: BaseException | None = None
+        for ch in self._channels:
+            try:
+                ch.waitclose(timeout)
+            except Exception as e:
+                if first is None:
+                    first = e
+        if first is not None:
+            raise first.with_traceback(None)
+
+
 @_derive(core_group.Group, exclude=("viaGateway",))
 class Group(_Proxy):
     """
@@ -388,11 +470,20 @@ class Group(_Proxy):
 
     def __init__(self, specs: tuple[str, ...] | list[str] = ()) -> None:
         """
-        @param specs: spec strings that later C{makegateway()} calls without
-            a spec use, in order.
+        @param specs: spec strings of gateways to start now, at most
+            L{txexecnet.group.DEFAULT_CONCURRENCY} at once per target host;
+            it returns once all are up.
+        @raise GatewayStartError: for the first spec (in order) whose
+            gateway did not start; those that did are in the group.
+        @raise ValueError: for a malformed spec, before anything starts.
         """
         self._specs = list(specs)
         self._wrapped: core_group.Group | None = None
+        if self._specs:
+            try:
+                _inLoop(self.wrapped.whenStarted)
+            except Exception as e:
+                raise e.with_traceback(None)  # from the caller's frame: see _inLoop
 
     @classmethod
     def _around(cls, wrapped: core_group.Group) -> Group:

@@ -21,6 +21,7 @@ from ._remote import (
     CHANNEL_CREDIT,
     CHANNEL_DATA,
     CREDIT,
+    ChannelFileWrite,
     NO_ENDMARKER_WANTED,
     WINDOW_WARNING,
     TimeoutError,
@@ -271,6 +272,25 @@ class Channel:
         host = self.gateway
         if not self._receiveClosed and not host.isTerminated():
             host.sendFrame(CHANNEL_CANCEL, self.id, [], 0)
+
+    def makefile(self, mode: str = "w", proxyclose: bool = False) -> ChannelFileWrite:
+        """
+        A file whose writes are items sent on this channel (C{write},
+        C{writelines}, C{flush}, C{close}), for code that writes to a file,
+        such as C{print(..., file=f)}.  Reading files are the blocking
+        facade's (L{txexecnet.blocking.Channel.makefile}); with Deferreds,
+        items are read with L{receive} or C{async for}.
+
+        @param mode: C{"w"}.
+        @param proxyclose: closing the file closes the channel too.
+        @raise ValueError: for another mode.
+        """
+        if mode != "w":
+            raise ValueError(
+                f"mode {mode!r}: a Twisted channel's file is 'w'; read items with receive()"
+                " or async for, or use the blocking facade's makefile('r')"
+            )
+        return ChannelFileWrite(self, proxyclose)
 
     def setcallback(
         self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED

@@ -6,6 +6,8 @@ L{DataFormatError}) are defined once, in the remote runtime, and re-exported
 here, so a remote and a local C{RemoteError} are the same class.
 """
 
+from __future__ import annotations
+
 from ._remote import (
     DataFormatError,
     DumpError,
@@ -42,7 +44,12 @@ class GatewayStartError(GatewayClosed):
     The remote interpreter never said hello: the executable is missing, the
     bootstrap failed, or the remote side refused us.  The message quotes the
     remote stderr where there was any.
+
+    @ivar spec: the spec string of the gateway, when a L{txexecnet.Group}
+        started it.
     """
+
+    spec: str | None = None
 
 
 class HostKeyError(GatewayStartError):

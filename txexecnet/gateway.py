@@ -8,6 +8,7 @@ import inspect
 import textwrap
 import threading
 import types
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -27,6 +28,7 @@ from ._remote import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_WINDOW,
     GATEWAY_EXIT,
+    GATEWAY_STATUS,
     HEARTBEAT,
     HELLO,
     PROTOCOL_VERSION,
@@ -50,7 +52,7 @@ from .protocol import FrameProtocol
 from .transports.registry import parseSeconds, parseSize
 from .xspec import XSpec
 
-__all__ = ["Gateway", "DEFAULT_EXIT_TIMEOUT", "SEND_BUFFER_LIMIT", "START_TIMEOUT"]
+__all__ = ["Gateway", "DEFAULT_EXIT_TIMEOUT", "RemoteStatus", "SEND_BUFFER_LIMIT", "START_TIMEOUT"]
 
 #: Seconds C{exit()} gives remote code to finish before the process is killed.
 DEFAULT_EXIT_TIMEOUT = 5.0
@@ -65,6 +67,22 @@ START_TIMEOUT = 60.0
 SEND_BUFFER_LIMIT = 8 * 1024 * 1024
 
 log = Logger(namespace="txexecnet.gateway")
+
+
+@dataclass(frozen=True)
+class RemoteStatus:
+    """
+    What L{Gateway.remote_status} reports of the remote side.
+
+    @ivar numchannels: channels the remote side holds open.
+    @ivar numexecuting: remote_exec calls whose code is running (or queued,
+        with C{main_thread_only}).
+    @ivar execmodel: C{"thread"} or C{"main_thread_only"}.
+    """
+
+    numchannels: int
+    numexecuting: int
+    execmodel: str
 
 
 @implementer(IFrameReceiver, IChannelHost)
@@ -217,6 +235,8 @@ class Gateway:
             config["nice"] = int(self.spec.nice)
         if self._maxFrameSize != DEFAULT_MAX_FRAME_SIZE:
             config["max_frame_size"] = self._maxFrameSize
+        if self.spec.execmodel:
+            config["execmodel"] = self.spec.execmodel
         return config
 
     # --- public API ---------------------------------------------------------
@@ -241,6 +261,22 @@ class Gateway:
         payload = dumps((code, filename, callName, kwargs), self.channelIdOf)
         self.sendFrame(CHANNEL_EXEC, channel.id, [payload])
         return channel
+
+    def remote_status(self, timeout: float | None = None) -> Deferred[RemoteStatus]:
+        """
+        Ask the remote side how it is: its open channels, the code it runs
+        and its execution model.  It answers from its reader, so even a
+        main thread busy with remote code does not hold the answer back.
+
+        @param timeout: seconds to wait before failing with
+            L{txexecnet.TimeoutError}; C{None} waits for ever.
+        @raise GatewayClosed: if the gateway has ended.
+        """
+        if self._terminated:
+            raise GatewayClosed(f"gateway {self.id} is closed: {self._endReason}")
+        channel = self.newchannel()
+        self.sendFrame(GATEWAY_STATUS, channel.id, [])
+        return channel.receive(timeout).addCallback(lambda status: RemoteStatus(**status))
 
     def newchannel(self) -> Channel:
         """

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .._remote import EXECMODELS
+
 __all__ = [
     "GatewayKind",
     "Option",
@@ -192,6 +194,19 @@ WINDOW = Option(
     " (16M by default; off: no limit)",
     check=parseSize,
 )
+
+
+def _execmodel(value: str) -> None:
+    if value not in EXECMODELS:
+        raise ValueError(f"is not one of {', '.join(EXECMODELS)}")
+
+
+EXECMODEL = Option(
+    "execmodel",
+    "how remote code runs: thread (each remote_exec in a thread of its own, the default)"
+    " or main_thread_only (one at a time, in the remote main thread)",
+    check=_execmodel,
+)
 PYTHON = Option("python", "the remote Python executable")
 CHDIR = Option("chdir", "the remote working directory (created if missing)")
 NICE = Option("nice", "the remote niceness increment (an integer)", check=_integer)
@@ -201,7 +216,7 @@ DONT_WRITE_BYTECODE = Option("dont_write_bytecode", "run the remote Python with 
 COMMON_OPTIONS = (ID, WINDOW, HEARTBEAT)
 
 #: What kinds that start a remote process of their own accept.
-PROCESS_OPTIONS = COMMON_OPTIONS + (PYTHON, CHDIR, NICE, DONT_WRITE_BYTECODE)
+PROCESS_OPTIONS = COMMON_OPTIONS + (PYTHON, CHDIR, NICE, DONT_WRITE_BYTECODE, EXECMODEL)
 
 _SSH_OPTIONS = (
     Option("ssh_accept_new", "accept and remember an unknown SSH host key", flag=True),
@@ -236,6 +251,7 @@ register(
             "nice": _WHOLE_PROCESS,
             "dont_write_bytecode": _WHOLE_PROCESS,
             "python": "it runs this interpreter",
+            "execmodel": "its main thread is this program's",
         },
     )
 )
@@ -256,6 +272,7 @@ register(
         + (
             CHDIR,
             NICE,
+            EXECMODEL,
             Option("secret_file", "a file holding the socket server's shared secret"),
         ),
         "txexecnet.transports.socket",
