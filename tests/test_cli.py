@@ -131,3 +131,55 @@ def test_help_and_version_read_well():
         assert words in proc.stdout
     proc = run(BIN, "--version")
     assert proc.returncode == 0 and proc.stdout.startswith("txexecnet ")
+
+
+def test_rsync_copies_a_tree_to_several_gateways_with_plain_progress_lines(tmp_path):
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "a.txt").write_text("alpha\n")
+    (source / "b.txt").write_text("beta\n")
+    one, two = tmp_path / "one", tmp_path / "two"
+    proc = run(BIN, "rsync", str(source), f"popen:{one}", f"thread//id=t:{two}")
+    assert proc.returncode == 0, proc.stderr
+    for dest in (one, two):
+        assert (dest / "sub" / "a.txt").read_text() == "alpha\n"
+        assert (dest / "b.txt").read_text() == "beta\n"
+    assert proc.stdout.splitlines()[-1] == "4/4 files, 22/22 bytes"
+    (one / "extra").write_text("x")
+    proc = run(BIN, "rsync", "--delete", str(source), f"popen:{one}")
+    assert proc.returncode == 0 and not (one / "extra").exists()
+    assert proc.stdout == ""  # nothing changed, nothing sent
+
+
+def test_rsync_shows_a_progress_bar_on_a_terminal(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "f").write_bytes(b"x" * 1000)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal 100 columns wide, then the command
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        os.execv(BIN, [BIN, "rsync", str(source), f"popen:{tmp_path / 'dest'}"])
+    shown = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        shown += data
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "100%|" in shown.decode() and "1/1 files" in shown.decode()
+
+
+def test_rsync_refuses_a_bad_target_and_a_missing_source(tmp_path):
+    proc = run(BIN, "rsync", str(tmp_path), "nodest")
+    assert proc.returncode == 2 and "write SPEC:DEST" in proc.stderr
+    proc = run(BIN, "rsync", str(tmp_path / "nope"), f"popen:{tmp_path}/d")
+    assert proc.returncode == 2 and "not a directory" in proc.stderr

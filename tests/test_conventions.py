@@ -113,8 +113,9 @@ def test_capabilities_are_not_sniffed_with_hasattr(path):
     assert calls == []
 
 
-def test_the_remote_runtime_is_python_3_8_and_ascii():
-    with open(os.path.join(PACKAGE, "_remote.py"), "rb") as f:
+@pytest.mark.parametrize("name", ["_remote.py", "_rsync_remote.py"])
+def test_the_remote_runtime_is_python_3_8_and_ascii(name):
+    with open(os.path.join(PACKAGE, name), "rb") as f:
         source = f.read()
     text = source.decode("ascii")  # raises for any other byte
     ast.parse(text, feature_version=(3, 8))

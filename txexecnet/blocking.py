@@ -40,6 +40,7 @@ from . import constructors as core_constructors
 from . import gateway as core_gateway
 from . import group as core_group
 from . import multichannel as core_multichannel
+from . import rsync as core_rsync
 from ._remote import NO_ENDMARKER_WANTED, ChannelFileRead, ChannelFileWrite, makefile
 from .errors import TimeoutError
 from .eventloop import EventLoop, ReactorThreadError
@@ -51,6 +52,7 @@ __all__ = [
     "Gateway",
     "Group",
     "MultiChannel",
+    "RSync",
     "ReactorThreadError",
     "SEND_BUFFER_LIMIT",
     "default_group",
@@ -505,6 +507,65 @@ class Group(_Proxy):
             _proxies[id(self._wrapped)] = self
             _groups.add(self._wrapped)
         return self._wrapped
+
+
+class RSync:
+    """
+    Copy a directory tree to many gateways at once, blocking until done:
+    see L{txexecnet.rsync.RSync}, whose callbacks run in the facade's
+    reactor thread (and get blocking channels).
+    """
+
+    def __init__(
+        self,
+        sourcedir: str | Any,
+        callback: Callable[[str, int, Channel], object] | None = None,
+        progress: Callable[[core_rsync.Progress], object] | None = None,
+    ) -> None:
+        """
+        @param sourcedir: the directory whose contents are sent.
+        @param callback: called as C{callback("list" or "ack", size, channel)}.
+        @param progress: called with a L{txexecnet.rsync.Progress} as files are written.
+        """
+        told = None
+        if callback is not None:
+            told = lambda kind, size, ch: callback(kind, size, _proxyFor(ch))  # noqa: E731
+        self.wrapped = loop.call(
+            lambda: core_rsync.RSync(sourcedir, told, progress, reactor=loop.reactor)
+        )
+        self.wrapped.filter = self.filter
+
+    def filter(self, path: str) -> bool:
+        """
+        Whether to send C{path}: override to leave things out.
+
+        @param path: a path under the source directory.
+        """
+        return True
+
+    def add_target(
+        self,
+        gateway: Gateway,
+        destdir: str | Any,
+        finishedcallback: Callable[[], object] | None = None,
+        delete: bool = False,
+    ) -> None:
+        """
+        Send to C{destdir} on the remote side of C{gateway}.
+
+        @param gateway: a blocking gateway.
+        @param destdir: the remote directory (created if missing).
+        @param finishedcallback: called once this target has everything.
+        @param delete: remove what C{destdir} holds beyond the source.
+        """
+        _inLoop(self.wrapped.add_target, gateway.wrapped, destdir, finishedcallback, delete)
+
+    def send(self) -> None:
+        """Send the tree to every target added; return once each has it all."""
+        try:
+            _inLoop(self.wrapped.send)
+        except Exception as e:
+            raise e.with_traceback(None)  # from the caller's frame: see _inLoop
 
 
 _PROXY_TYPES: dict[type, Any] = {core_gateway.Gateway: Gateway, core_group.Group: Group}

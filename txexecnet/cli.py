@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+from .errors import GatewayClosed as GatewayClosedType
+from .errors import RemoteError as RemoteErrorType
 
 __all__ = ["main", "EXIT_OK", "EXIT_REMOTE_ERROR", "EXIT_FAILED", "EXIT_INTERRUPTED"]
 
@@ -133,6 +137,36 @@ class _Fleet:
                 return
             self.output.item(gateway.id, item)
 
+    async def rsync(
+        self,
+        source: str,
+        targets: list[tuple[str, str]],
+        delete: bool,
+        concurrency: int,
+        report: Callable[[Any], None],
+    ) -> None:
+        from .errors import GatewayStartError
+        from .rsync import RSync
+
+        specs = [spec for spec, _ in targets]
+        results = await self.group.makegateways(specs, concurrency)
+        rsync = RSync(source, progress=report, reactor=self.reactor)
+        for (spec, dest), result in zip(targets, results):
+            if isinstance(result, GatewayStartError):
+                self.failed.append(spec)
+                self.output.failure(str(result))
+            else:
+                rsync.add_target(result, dest, delete=delete)
+        if len(self.failed) < len(targets):
+            try:
+                await rsync.send()
+            except RemoteErrorType as e:
+                self.raised.append("a target")
+                self.output.remoteError("a target", e.formatted)
+            except (GatewayClosedType, OSError) as e:
+                self.failed.append("a target")
+                self.output.failure(str(e))
+
     def end(self) -> Any:
         """Exit every gateway; kill at once those whose code still runs."""
         return self.group.terminate(0 if self.failed or self.signalled else EXIT_GRACE)
@@ -226,6 +260,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give a gateway up if no item arrives from it for this long",
     )
+    copy = commands.add_parser(
+        "rsync",
+        help="copy a directory tree to gateways; only changes cross the wire",
+        description="Copy the tree under SOURCE to DEST on each gateway SPEC, all at once: "
+        "only files whose size and time (then checksum) differ are sent; symlinks and "
+        "permission bits are kept. A progress bar on a terminal, plain lines otherwise.",
+        epilog="exit status: as for exec (0 done, 1 remote error, 2 failure, 130, 143)",
+    )
+    copy.add_argument("source", metavar="SOURCE", help="the directory to copy")
+    copy.add_argument(
+        "targets",
+        nargs="+",
+        metavar="SPEC:DEST",
+        help="a gateway spec and the remote directory, e.g. ssh=build.example:/srv/app",
+    )
+    copy.add_argument("--delete", action="store_true", help="remove what DEST holds beyond SOURCE")
+    copy.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="gateways starting at once per target host (default: 8)",
+    )
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("-c", dest="code", metavar="CODE", help="the code to run remotely")
     source.add_argument("file", nargs="?", help="a file of code to run remotely ('-' for stdin)")
@@ -241,32 +298,53 @@ def _readSource(args: argparse.Namespace) -> str:
         return f.read()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """
-    Run the command line; return the exit status: 0 when the code finished
-    on every gateway, 1 when it raised on one, 2 when it could not run on
-    one (or a usage error), 130 after Ctrl-C and 143 after SIGTERM, once
-    every gateway has ended.
+def _parseTargets(targets: list[str]) -> list[tuple[str, str]]:
+    """C{SPEC:DEST} words as (spec, dest): split at the last colon, as specs may hold some."""
+    parsed = []
+    for word in targets:
+        spec, sep, dest = word.rpartition(":")
+        if not sep or not spec or not dest:
+            raise ValueError(f"target {word!r}: write SPEC:DEST, e.g. popen:/tmp/copy")
+        parsed.append((spec, dest))
+    return parsed
 
-    @param argv: the arguments (default: C{sys.argv[1:]}).
-    """
-    args = _parser().parse_args(argv)
-    try:
-        source = _readSource(args)
-        specs = list(args.gateway)
-        if args.hosts:
-            specs += _hostSpecs(args.hosts)
-    except OSError as e:
-        sys.stderr.write(f"txexecnet: cannot read {e.filename}: {e.strerror}\n")
-        return EXIT_FAILED
-    specs = specs or ["popen"]
-    if args.concurrency < 1:
-        sys.stderr.write("txexecnet: --concurrency must be at least 1\n")
-        return EXIT_FAILED
 
+def _progressReporter(stream: Any) -> Callable[[Any], None]:
+    """A progress bar on a terminal (tqdm), else a plain line per tenth of the bytes."""
+    if stream.isatty():
+        from tqdm import tqdm  # type: ignore[import-untyped]
+
+        bar = None
+
+        def show(progress: Any) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=progress.bytes_total, unit="B", unit_scale=True, file=stream)
+            bar.update(progress.bytes_done - bar.n)
+            bar.set_postfix_str(f"{progress.files_done}/{progress.files_total} files")
+            if progress.files_done == progress.files_total:
+                bar.close()
+
+        return show
+    tenths = [-1]
+
+    def line(progress: Any) -> None:
+        tenth = progress.bytes_done * 10 // max(progress.bytes_total, 1)
+        if tenth > tenths[0] or progress.files_done == progress.files_total:
+            tenths[0] = tenth
+            stream.write(
+                f"{progress.files_done}/{progress.files_total} files, "
+                f"{progress.bytes_done}/{progress.bytes_total} bytes\n"
+            )
+            stream.flush()
+
+    return line
+
+
+def _react(output: _Output, body: Callable[[_Fleet], Any], total: int) -> int:
+    """Run C{body(fleet)} on a reactor; end the gateways however it ends; give the status."""
     from twisted.internet import defer, task
 
-    output = _Output(args.json, prefixed=len(specs) > 1)
     status = []
 
     async def run(reactor: Any) -> None:
@@ -283,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(signum, interrupted)
 
         reactor.callLater(0, install)  # after the reactor has installed its own
-        stop = defer.ensureDeferred(fleet.run(specs, source, args.timeout, args.concurrency))
+        stop = defer.ensureDeferred(body(fleet))
         try:
             await stop
         except defer.CancelledError:
@@ -293,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fleet.failed.append("the specs")
         finally:
             await fleet.end()
-        line = fleet.summary(len(specs))
+        line = fleet.summary(total)
         if line:
             sys.stderr.write(f"txexecnet: {line}\n")
         status.append(fleet.status())
@@ -304,6 +382,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e.code:
             return int(e.code)
     return status[0] if status else EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run the command line; return the exit status: 0 when the work is done
+    on every gateway, 1 when remote code raised on one, 2 when it could not
+    be done on one (or a usage error), 130 after Ctrl-C and 143 after
+    SIGTERM, once every gateway has ended.
+
+    @param argv: the arguments (default: C{sys.argv[1:]}).
+    """
+    args = _parser().parse_args(argv)
+    if args.concurrency < 1:
+        sys.stderr.write("txexecnet: --concurrency must be at least 1\n")
+        return EXIT_FAILED
+    if args.command == "rsync":
+        try:
+            targets = _parseTargets(args.targets)
+        except ValueError as e:
+            sys.stderr.write(f"txexecnet: {e}\n")
+            return EXIT_FAILED
+        if not os.path.isdir(args.source):
+            sys.stderr.write(f"txexecnet: {args.source}: not a directory\n")
+            return EXIT_FAILED
+        report = _progressReporter(sys.stdout)
+        output = _Output(False, prefixed=True)
+        return _react(
+            output,
+            lambda fleet: fleet.rsync(args.source, targets, args.delete, args.concurrency, report),
+            len(targets),
+        )
+    try:
+        source = _readSource(args)
+        specs = list(args.gateway)
+        if args.hosts:
+            specs += _hostSpecs(args.hosts)
+    except OSError as e:
+        sys.stderr.write(f"txexecnet: cannot read {e.filename}: {e.strerror}\n")
+        return EXIT_FAILED
+    specs = specs or ["popen"]
+    output = _Output(args.json, prefixed=len(specs) > 1)
+    return _react(
+        output,
+        lambda fleet: fleet.run(specs, source, args.timeout, args.concurrency),
+        len(specs),
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 from ..bootstrap import pythonArgs
 from ..interfaces import IGatewayTransport
 from .command import CommandTransport
+from .containers import sudoPython
 
 __all__ = ["PopenTransport", "transportForSpec"]
 
@@ -36,6 +37,7 @@ class PopenTransport(CommandTransport):
         python: str | None = None,
         dontWriteBytecode: bool = False,
         env: dict[str, str] | None = None,
+        sudo: str | None = None,
     ) -> None:
         """
         @param python: the interpreter command line, split like a shell
@@ -43,12 +45,16 @@ class PopenTransport(CommandTransport):
             one.
         @param dontWriteBytecode: pass C{-B} to the child.
         @param env: variables added to this process's environment for the
-            child, set before it starts (so C{PYTHONPATH} and the like apply).
+            child, set before it starts (so C{PYTHONPATH} and the like apply;
+            C{sudo} resets them, but for the runtime's own setting of them).
+        @param sudo: run the interpreter as this user, with C{sudo -n}.
         @raise ValueError: for an empty C{python}.
         """
         words = [sys.executable] if python is None else shlex.split(python)
         if not words:
             raise ValueError("python= is empty")
+        if sudo:
+            words = sudoPython(sudo, words)
         executable = shutil.which(words[0])
         runsThis = executable is not None and os.path.realpath(executable) == os.path.realpath(
             sys.executable
@@ -73,7 +79,10 @@ def transportForSpec(spec: Any, group: Any) -> IGatewayTransport:
     if spec.via:
         from .via import ViaTransport
 
+        python = spec.python
+        if spec.sudo:
+            python = shlex.join(sudoPython(spec.sudo, shlex.split(python or "python3")))
         return ViaTransport(
-            group.viaGateway(spec), spec.python, bool(spec.dont_write_bytecode), spec.env
+            group.viaGateway(spec), python, bool(spec.dont_write_bytecode), spec.env
         )
-    return PopenTransport(spec.python, bool(spec.dont_write_bytecode), spec.env)
+    return PopenTransport(spec.python, bool(spec.dont_write_bytecode), spec.env, spec.sudo)

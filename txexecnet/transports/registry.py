@@ -208,6 +208,7 @@ EXECMODEL = Option(
     check=_execmodel,
 )
 PYTHON = Option("python", "the remote Python executable")
+SUDO = Option("sudo", "run the remote Python as this user, with sudo -n (it never prompts)")
 CHDIR = Option("chdir", "the remote working directory (created if missing)")
 NICE = Option("nice", "the remote niceness increment (an integer)", check=_integer)
 DONT_WRITE_BYTECODE = Option("dont_write_bytecode", "run the remote Python with -B", flag=True)
@@ -232,7 +233,7 @@ register(
     GatewayKind(
         "popen",
         "a child Python on this machine",
-        PROCESS_OPTIONS + (Option("via", "the id of a gateway to start this one through"),),
+        PROCESS_OPTIONS + (SUDO, Option("via", "the id of a gateway to start this one through")),
         "txexecnet.transports.popen",
         flag=True,
     )
@@ -259,7 +260,7 @@ register(
     GatewayKind(
         "ssh",
         "a Python on a host reached over SSH",
-        PROCESS_OPTIONS + _SSH_OPTIONS,
+        PROCESS_OPTIONS + _SSH_OPTIONS + (SUDO,),
         "txexecnet.transports.ssh",
         heartbeat=NETWORK_HEARTBEAT,
     )
@@ -281,5 +282,27 @@ register(
             "python": "the socket server chooses how its Python runs",
             "dont_write_bytecode": "the socket server chooses how its Python runs",
         },
+    )
+)
+register(
+    GatewayKind(
+        "docker",
+        "a Python in a running container (docker exec -i)",
+        PROCESS_OPTIONS,
+        "txexecnet.transports.containers",
+    )
+)
+register(
+    GatewayKind(
+        "kubectl",
+        "a Python in a pod's container (kubectl exec -i)",
+        PROCESS_OPTIONS
+        + (
+            Option("kubectl_namespace", "the pod's namespace"),
+            Option("kubectl_context", "the kubeconfig context to use"),
+            Option("container", "the container in the pod"),
+        ),
+        "txexecnet.transports.containers",
+        heartbeat=NETWORK_HEARTBEAT,  # through the cluster's API server: a network away
     )
 )

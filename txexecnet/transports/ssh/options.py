@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ...bootstrap import pythonArgs
+from ..containers import sudoPython
 
 __all__ = ["SshOptions", "parseDestination", "remoteCommand", "CLIENTS"]
 
@@ -72,7 +73,8 @@ class SshOptions:
         """
         The options an C{ssh=} spec gives: C{ssh=[user@]host[:port]},
         C{python=}, C{ssh_identity=}, C{ssh_known_hosts=}, C{ssh_accept_new},
-        C{ssh_config=}, C{ssh_client=}, C{dont_write_bytecode}.  Passwords
+        C{ssh_config=}, C{ssh_client=}, C{dont_write_bytecode}, C{sudo=}
+        (the interpreter run by C{sudo -n -u USER} on the host).  Passwords
         and passphrases have no spec key (a spec is shown in logs).
 
         @param spec: an L{XSpec} of an ssh gateway.
@@ -82,7 +84,9 @@ class SshOptions:
             identity=spec.ssh_identity,
             known_hosts=spec.ssh_known_hosts,
             accept_new_host_keys=bool(spec.ssh_accept_new),
-            python=spec.python or "python3",
+            python=shlex.join(sudoPython(spec.sudo, shlex.split(spec.python or "python3")))
+            if spec.sudo
+            else spec.python or "python3",
             ssh_config=spec.ssh_config,
             dont_write_bytecode=bool(spec.dont_write_bytecode),
             client=spec.ssh_client or "conch",
