@@ -106,8 +106,20 @@ async def test_a_twisted_channel_file_sends_each_write(popen_gw):
     f.writelines(["end\n"])
     f.close()
     assert await ch.receive(T) == ["hello world\n"]
-    with pytest.raises(ValueError, match="receive"):
-        ch.makefile("r")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_twisted_reading_file_gives_deferreds_and_lines(popen_gw):
+    ch = popen_gw.remote_exec(REMOTE_PRINTS)
+    f = ch.makefile("r")
+    assert await f.readline() == "first line\n"
+    assert await f.read(4) == "seco"
+    assert [line async for line in f] == ["nd line\n", "no end"]
+    assert await f.read() == "" and await f.readline() == ""
+    with pytest.raises(TypeError, match="async for"):
+        iter(f)
+    whole = popen_gw.remote_exec("channel.send(b'ab'); channel.send(b'c\\nd')").makefile("r")
+    assert await whole.readlines() == [b"abc\n", b"d"]
     closing = popen_gw.remote_exec("channel.receive()").makefile("w", proxyclose=True)
     closing.close()
     assert closing.channel.isclosed()

@@ -849,12 +849,28 @@ class ChannelFileRead(ChannelFile):
         try:
             item = self.channel.receive()
         except EOFError:
-            self._eof = True
+            self.feed_eof()
             return False
+        self.feed(item)
+        return True
+
+    def feed(self, item):
+        """Add C{item}, received by the caller, to what is to be read."""
         if not isinstance(item, (str, bytes, bytearray)):
             raise TypeError("a channel file reads strings or bytes, not %s" % type(item).__name__)
         self._buffer = item if self._buffer is None else self._buffer + item
-        return True
+
+    def feed_eof(self):
+        """The channel has closed: reads end with what is buffered."""
+        self._eof = True
+
+    def at_eof(self):
+        """Whether the channel has closed (what is buffered may still be read)."""
+        return self._eof
+
+    def pending(self):
+        """What has been received and not read yet, without reading it."""
+        return self._buffer if self._buffer is not None else ""
 
     def _take(self, n):
         data, self._buffer = self._buffer[:n], self._buffer[n:]
@@ -1574,9 +1590,10 @@ def _parent_gone(signum, frame):
         raise ParentGone("the parent process is gone")
 
 
-def _forward_to_main_thread(signum):
+def _forward_to_main_thread(signum, first):
     """
-    Make sure the main thread, not just the process, gets C{signum}.
+    Make sure the main thread, not just the process, gets C{signum}; the
+    thread that sees to it runs C{first()} before it waits.
 
     The kernel hands a process's signal to any one of its threads.  Python
     runs the handler in the main thread, but only once that thread runs
@@ -1594,6 +1611,7 @@ def _forward_to_main_thread(signum):
     main = threading.main_thread().ident
 
     def watch():
+        first()
         while True:
             caught = os.read(r, 64)
             if signum in caught:
@@ -1613,16 +1631,22 @@ def _die_with_parent():
     import signal
 
     parent = os.getppid()
-    signal.signal(signal.SIGTERM, _parent_gone)
-    _forward_to_main_thread(signal.SIGTERM)
-    try:
-        import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (ImportError, OSError, AttributeError):  # not Linux
-        return
-    if os.getppid() != parent:  # the parent died before the request
-        os.kill(os.getpid(), signal.SIGTERM)
+    def ask():
+        # In the thread that lives on waiting for the signal: the request is
+        # that thread's (the kernel honours any thread's), and importing
+        # ctypes here keeps it off the way to the first remote_exec.
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (ImportError, OSError, AttributeError):  # not Linux
+            return
+        if os.getppid() != parent:  # the parent died before the request
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _parent_gone)
+    _forward_to_main_thread(signal.SIGTERM, ask)
 
 
 def _end_as_if_parent_gone():

@@ -21,12 +21,14 @@ from ._remote import (
     CHANNEL_CREDIT,
     CHANNEL_DATA,
     CREDIT,
+    ChannelFileRead,
     ChannelFileWrite,
     NO_ENDMARKER_WANTED,
     WINDOW_WARNING,
     TimeoutError,
     dumps,
     dumps_parts,
+    makefile,
 )
 from .interfaces import IChannelEnd, IChannelHost
 
@@ -273,24 +275,23 @@ class Channel:
         if not self._receiveClosed and not host.isTerminated():
             host.sendFrame(CHANNEL_CANCEL, self.id, [], 0)
 
-    def makefile(self, mode: str = "w", proxyclose: bool = False) -> ChannelFileWrite:
+    def makefile(
+        self, mode: str = "w", proxyclose: bool = False
+    ) -> ChannelFileWrite | DeferredChannelFileRead:
         """
-        A file whose writes are items sent on this channel (C{write},
-        C{writelines}, C{flush}, C{close}), for code that writes to a file,
-        such as C{print(..., file=f)}.  Reading files are the blocking
-        facade's (L{txexecnet.blocking.Channel.makefile}); with Deferreds,
-        items are read with L{receive} or C{async for}.
+        A file on this channel: C{"w"} sends each write as an item
+        (C{write}, C{writelines}, C{flush}, C{close}), for code that writes
+        to a file, such as C{print(..., file=f)}; C{"r"} reads the items
+        received, strings or bytes, until the channel closes, its C{read}
+        and C{readline} giving Deferreds and C{async for} giving lines.
 
-        @param mode: C{"w"}.
+        @param mode: C{"r"} or C{"w"}.
         @param proxyclose: closing the file closes the channel too.
         @raise ValueError: for another mode.
         """
-        if mode != "w":
-            raise ValueError(
-                f"mode {mode!r}: a Twisted channel's file is 'w'; read items with receive()"
-                " or async for, or use the blocking facade's makefile('r')"
-            )
-        return ChannelFileWrite(self, proxyclose)
+        if mode == "r":
+            return DeferredChannelFileRead(self, proxyclose)
+        return makefile(self, mode, proxyclose)
 
     def setcallback(
         self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED
@@ -497,3 +498,64 @@ class Channel:
             return result
 
         d.addTimeout(timeout, self.gateway.reactor, timedOut)
+
+
+class DeferredChannelFileRead(ChannelFileRead):
+    """
+    A reading file on a Twisted-API channel: C{read(size=-1)} and
+    C{readline()} give Deferreds, C{async for} gives lines.  Each fills
+    what it needs with L{Channel.receive} first, so that the reading itself
+    never waits.
+    """
+
+    async def _fill(self, enough: Callable[[Any], bool]) -> None:
+        while not self.at_eof() and not enough(self.pending()):
+            try:
+                item = await self.channel.receive()
+            except EOFError:
+                self.feed_eof()
+            else:
+                self.feed(item)
+
+    def read(self, size: int | None = -1) -> Deferred[Any]:
+        """
+        Up to C{size} characters or bytes (all, until the close, by default).
+
+        @param size: how much at most; negative or C{None} for everything.
+        """
+        whole = size is None or size < 0
+
+        async def read() -> Any:
+            await self._fill(lambda data: not whole and len(data) >= (size or 0))
+            return ChannelFileRead.read(self, size)
+
+        return Deferred.fromCoroutine(read())
+
+    def readline(self) -> Deferred[Any]:
+        """The next line, with its line end (empty at the end)."""
+
+        async def readline() -> Any:
+            await self._fill(lambda data: ("\n" if isinstance(data, str) else b"\n") in data)
+            return ChannelFileRead.readline(self)
+
+        return Deferred.fromCoroutine(readline())
+
+    def readlines(self) -> Deferred[list[Any]]:
+        """Every line left, until the close."""
+
+        async def readlines() -> list[Any]:
+            return [line async for line in self]
+
+        return Deferred.fromCoroutine(readlines())
+
+    def __iter__(self) -> Any:
+        raise TypeError("a Twisted channel's file gives lines with async for, not for")
+
+    def __aiter__(self) -> DeferredChannelFileRead:
+        return self
+
+    async def __anext__(self) -> Any:
+        line = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line

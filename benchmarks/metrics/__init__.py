@@ -16,6 +16,7 @@ MODULES = [
     "serializer",
     "channels",
     "concurrent",
+    "rsync",
     "ssh",
     "server",
 ]

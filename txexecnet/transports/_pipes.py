@@ -234,7 +234,7 @@ class PipeTransport:
         if flushNow:
             self._flush()
         elif pause:
-            self._inReactor(self._producer.pauseProducing)
+            self._inReactor(self._syncProducer)
 
     def _writeSome(self) -> None:
         """Write what the pipe takes now from the buffer.  Lock held."""
@@ -301,16 +301,38 @@ class PipeTransport:
                 self._producerPaused = False
                 resume = self._producer is not None
             self._drained.notify_all()
-        if startWriter:
-            self._inReactor(self._reactor.addWriter, self._writeEnd)
-        if stopWriter:
-            self._inReactor(self._reactor.removeWriter, self._writeEnd)
-        if pause:
-            self._inReactor(self._producer.pauseProducing)
-        if resume:
-            self._inReactor(self._producer.resumeProducing)
+        # What is handed to the reactor is "make it so", never "add" or
+        # "remove": a change made here and one made meanwhile in the reactor
+        # thread may reach it in either order, and the last word must be
+        # the state as it is then (else a writer removed after it was added
+        # again leaves the buffer unsent for ever).
+        if startWriter or stopWriter:
+            self._inReactor(self._syncWriter)
+        if pause or resume:
+            self._inReactor(self._syncProducer)
         if closeNow:
             self._closeWrite()
+
+    def _syncWriter(self) -> None:
+        """Register the write end with the reactor while there is a backlog.  Reactor thread."""
+        with self._lock:
+            writing = self._writing and self._writeFd >= 0
+        if writing:
+            self._reactor.addWriter(self._writeEnd)
+        else:
+            self._reactor.removeWriter(self._writeEnd)
+
+    def _syncProducer(self) -> None:
+        """Pause or resume the producer as the backlog now says.  Reactor thread."""
+        with self._lock:
+            paused = self._producerPaused
+            producer = self._producer
+        if producer is None:
+            return
+        if paused:
+            producer.pauseProducing()
+        else:
+            producer.resumeProducing()
 
     def doWrite(self) -> Any:
         self._flush()
