@@ -179,3 +179,37 @@ def test_the_blocking_rsync_and_a_filter(tmp_path):
             rsync.send()
     finally:
         gw.exit(T)
+
+
+def readBytes(pid: int) -> int:
+    """Bytes the process C{pid} has read (from its pipes, among others)."""
+    with open(f"/proc/{pid}/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_targets_behind_one_hop_get_the_data_once_over_its_link(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(32 * MiB))
+    (source / "small.txt").write_text("small\n")
+    group = txexecnet.Group(["popen//id=hop"])
+    try:
+        [hop] = await group.whenStarted()
+        inner = await group.makegateways([f"popen//via=hop//id=inner{i}" for i in range(3)])
+        before = readBytes(hop.remoteinfo["pid"])
+        rsync = RSync(source)
+        for gw in inner:
+            rsync.add_target(gw, tmp_path / f"dest-{gw.id}")
+        await rsync.send()
+        crossed = readBytes(hop.remoteinfo["pid"]) - before
+        for gw in inner:
+            assert listing(tmp_path / f"dest-{gw.id}") == listing(source)
+        assert 32 * MiB <= crossed < 40 * MiB  # once, not three times
+        staged = hop.remote_exec(
+            "import glob, tempfile, os\n"
+            "channel.send(glob.glob(os.path.join(tempfile.gettempdir(), 'txexecnet-rsync-*')))"
+        )
+        assert await staged.receive(T) == []  # the staging area is gone
+    finally:
+        await group.terminate(T)

@@ -14,6 +14,13 @@ The conversation on the channel, after the sender's C{(destdir, options)}:
     C{("eof", path)};
   - sender: C{("done",)}; receiver: C{("ack", path, size)} per file as it
     is written, then C{("finished", counts)}, and it closes the channel.
+
+Targets started through the same C{via=} hop share its machine, so a file
+they all need crosses the link to the hop once: the hop's own receiver, in
+staging mode (options C{{"stage": True}}), takes C{("file", path)}, the data
+and C{("eof", path)}, answers C{("staged", path, where)}, and each target is
+sent C{("copy", path, where)} instead of the data.  The staged files go at
+C{("done",)}.
 """
 
 import hashlib
@@ -93,8 +100,39 @@ def _delete_others(destdir, entries):
     return deleted
 
 
+def _receive_file(channel, path, partial):
+    with open(partial, "wb") as f:
+        while True:
+            data = channel.receive()
+            if not isinstance(data, bytes):
+                break
+            f.write(data)
+    assert data == ("eof", path), data
+
+
+def stage(channel):
+    import tempfile
+
+    where = tempfile.mkdtemp(prefix="txexecnet-rsync-")
+    try:
+        count = 0
+        while True:
+            message = channel.receive()
+            if message[0] == "done":
+                break
+            count += 1
+            staged = os.path.join(where, str(count))
+            _receive_file(channel, message[1], staged)
+            os.chmod(staged, 0o644)
+            channel.send(("staged", message[1], staged))
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
 def serve(channel):
     destdir, options = channel.receive()
+    if options.get("stage"):
+        return stage(channel)
     destdir = os.path.abspath(os.path.expanduser(destdir))
     if not os.path.isdir(destdir):
         os.makedirs(destdir)
@@ -111,15 +149,12 @@ def serve(channel):
         path = message[1]
         target = _local(destdir, path)
         _, _, mode, size, mtime_ns, _ = meta[path]
-        if message[0] == "file":
+        if message[0] in ("file", "copy"):
             partial = target + ".txexecnet-part"
-            with open(partial, "wb") as f:
-                while True:
-                    data = channel.receive()
-                    if not isinstance(data, bytes):
-                        break
-                    f.write(data)
-            assert data == ("eof", path), data
+            if message[0] == "file":
+                _receive_file(channel, path, partial)
+            else:
+                shutil.copyfile(message[2], partial)
             os.replace(partial, target)
             counts["written"] += 1
         else:

@@ -109,6 +109,7 @@ class Gateway:
     @ivar channelWrapper: C{None}, or a function applied to each channel
         that arrives inside an item, whose result takes the channel's place
         there (the blocking facade hands out its own channels this way).
+    @ivar via: the gateway this one was started through (C{via=}), or C{None}.
     """
 
     def __init__(
@@ -129,6 +130,7 @@ class Gateway:
         self.id: str = spec.id or "gw?"
         self.remoteinfo: dict[str, Any] = {}
         self.channelWrapper: Callable[[Channel], Any] | None = None
+        self.via: Gateway | None = None
         self.window: int = parseSize(spec.window) if spec.window else DEFAULT_WINDOW
         self.heartbeat: float = (
             parseSeconds(spec.heartbeat) if spec.heartbeat is not None else spec.kind.heartbeat

@@ -146,6 +146,8 @@ class Group:
         self, xspec: XSpec, transport: IGatewayTransport, maxFrameSize: int
     ) -> Deferred[Gateway]:
         gateway = Gateway(xspec, self.reactor, maxFrameSize)
+        if xspec.via:
+            gateway.via = self.viaGateway(xspec)
         self._reserved.discard(str(xspec.id))
         self._gateways.append(gateway)
         gateway.whenTerminated().addCallback(lambda _: self._discard(gateway))

@@ -39,9 +39,12 @@ class Progress(NamedTuple):
 class _Target:
     """One destination: its channel, and what it asked for."""
 
-    def __init__(self, channel: Channel, finished: Callable[[], object] | None) -> None:
+    def __init__(
+        self, channel: Channel, finished: Callable[[], object] | None, hop: Gateway | None
+    ) -> None:
         self.channel = channel
         self.finished = finished
+        self.hop = hop
         self.wants: dict[str, str | None] = {}
         self.counts: dict[str, int] = {}
 
@@ -105,6 +108,7 @@ class RSync:
         self._callback = callback
         self._progress = progress
         self._targets: list[_Target] = []
+        self._stages: dict[int, Channel] = {}  # a hop's id() -> its staging receiver
         self._done = Progress(0, 0, 0, 0)
         if reactor is None:
             from twisted.internet import reactor
@@ -137,7 +141,7 @@ class RSync:
         """
         channel = gateway.remote_exec(_rsync_remote)
         channel.send((os.fspath(destdir), {"delete": delete}))
-        self._targets.append(_Target(channel, finishedcallback))
+        self._targets.append(_Target(channel, finishedcallback, gateway.via))
 
     async def _send(self) -> None:
         if not self._targets:
@@ -161,10 +165,27 @@ class RSync:
             sum(sum(sizes[p] for p in t.wants) for t in targets),
         )
         listening = [self._listen(target) for target in targets]
-        for path in sorted({p for t in targets for p in t.wants}):
-            await self._sendFile(path, [t for t in targets if path in t.wants])
-        await allOf(t.channel.send(("done",)) for t in targets)
-        await allOf(listening)
+        sharing: dict[int, list[_Target]] = {}
+        for t in targets:
+            if t.hop is not None:
+                sharing.setdefault(id(t.hop), []).append(t)
+        for members in sharing.values():
+            if len(members) > 1:
+                hop = members[0].hop
+                assert hop is not None
+                stage = self._stages[id(hop)] = hop.remote_exec(_rsync_remote)
+                await stage.send((None, {"stage": True}))
+        try:
+            for path in sorted({p for t in targets for p in t.wants}):
+                await self._sendFile(path, [t for t in targets if path in t.wants])
+            await allOf(t.channel.send(("done",)) for t in targets)
+            await allOf(listening)
+        finally:
+            stages, self._stages = list(self._stages.values()), {}
+            for stage in stages:
+                if not stage.isclosed():
+                    stage.send(("done",))
+            await allOf(stage.waitclose() for stage in stages)
 
     async def _sendFile(self, path: str, targets: list[_Target]) -> None:
         full = os.path.join(self._sourcedir, *path.split("/"))
@@ -178,13 +199,25 @@ class RSync:
         receiving = [t for t in targets if t not in same]
         if not receiving:
             return
-        await allOf(t.channel.send(("file", path)) for t in receiving)
+        # Targets that share a hop get the data through the hop's stage.
+        hops: dict[int, list[_Target]] = {}
+        for t in receiving:
+            if t.hop is not None:
+                hops.setdefault(id(t.hop), []).append(t)
+        staged = [ts for ts in hops.values() if len(ts) > 1]
+        stages = [self._stages[id(ts[0].hop)] for ts in staged]
+        direct = [t for t in receiving if not any(t in ts for ts in staged)]
+        channels = [t.channel for t in direct] + stages
+        await allOf(ch.send(("file", path)) for ch in channels)
         with open(full, "rb") as f:
             for block in iter(lambda: f.read(CHUNK), b""):
                 # Each send waits while its channel's window is full: one
                 # slow target holds back the file, memory stays bounded.
-                await allOf(t.channel.send(block) for t in receiving)
-        await allOf(t.channel.send(("eof", path)) for t in receiving)
+                await allOf(ch.send(block) for ch in channels)
+        await allOf(ch.send(("eof", path)) for ch in channels)
+        for stage, members in zip(stages, staged):
+            _, _, where = await stage.receive()
+            await allOf(t.channel.send(("copy", path, where)) for t in members)
 
     def _listen(self, target: _Target) -> Deferred[None]:
         """Take a target's acks until it has finished; fire then."""
