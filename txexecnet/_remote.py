@@ -1056,7 +1056,6 @@ class RemoteGateway(object):
         self._io = io
         self._execmodel = execmodel
         self._main_jobs = None  # main_thread_only: what the main thread is to run
-        self._main_busy = False  # main_thread_only: a remote_exec is queued or runs
         self._max_frame_size = max_frame_size
         self._window = window
         self._heartbeat = heartbeat
@@ -1186,22 +1185,14 @@ class RemoteGateway(object):
         running gets the same grace and interrupt as exec threads do.
         """
         self._main_jobs = jobs = SimpleQueue()
-        main = _get_ident()
 
         def read():
             self._read_loop()
-            with self._chanlock:
-                channels = list(self._channels.values())
-            for ch in channels:
-                ch._local_close()  # a receive() of the code waiting raises EOFError
-            with self._done:
-                if not self._wait_done(monotonic() + SHUTDOWN_GRACE):
-                    _interrupt(main)
-                    if not self._wait_done(monotonic() + INTERRUPT_GRACE):
-                        # Stuck in a system call, where no interrupt lands, and
-                        # only this thread knows: the process must end anyway.
-                        _say("remote code in the main thread does not end; exiting\n")
-                        os._exit(1)
+            if not self._end_code():
+                # Stuck in a system call, where no interrupt lands, and only
+                # this thread knows: the process must end anyway.
+                _say("remote code in the main thread does not end; exiting\n")
+                os._exit(1)
             jobs.put(None)
 
         _start_thread(read, ())
@@ -1425,9 +1416,8 @@ class RemoteGateway(object):
         channel = self._get_channel(cid)
         if self._main_jobs is not None:
             with self._execlock:
-                refused = self._main_busy
+                refused = bool(self._executing)  # the main thread runs (or will run) code
                 if not refused:
-                    self._main_busy = True
                     self._busy += 1
                     self._executing.add(cid)
             if refused:
@@ -1485,9 +1475,8 @@ class RemoteGateway(object):
         """The code of channel C{cid} is done: no cancel may reach it from now on."""
         with self._execlock:
             cancelled = self._running.pop(cid, None) is None
-            self._executing.discard(cid)
             # Before the close goes out: whoever sees it may exec again at once.
-            self._main_busy = False
+            self._executing.discard(cid)
         if cancelled:
             # A cancel may have been raised just too late to land: drop it.
             _interrupt(_get_ident(), None)
@@ -1500,14 +1489,13 @@ class RemoteGateway(object):
         except (IOError, OSError):
             pass
 
-    def _shutdown(self):
+    def _end_code(self):
         """
-        The stream has ended: close every channel (a waiting C{receive()}
-        raises C{EOFError}), give exec threads L{SHUTDOWN_GRACE} seconds to
-        finish, then raise C{KeyboardInterrupt} in those still running and
-        give them L{INTERRUPT_GRACE} more.  Return whether all have ended:
-        code blocked in a system call cannot be interrupted, and is left to
-        the process's exit.
+        Close every channel (a waiting C{receive()} raises C{EOFError}), give
+        remote code L{SHUTDOWN_GRACE} seconds to finish, then raise
+        C{KeyboardInterrupt} in what still runs and give it
+        L{INTERRUPT_GRACE} more.  Return whether all has ended: code blocked
+        in a system call cannot be interrupted.
         """
         with self._chanlock:
             channels = list(self._channels.values())
@@ -1518,7 +1506,15 @@ class RemoteGateway(object):
                 for ident in self._idents:
                     _interrupt(ident)
                 self._wait_done(monotonic() + INTERRUPT_GRACE)
-            finished = not self._busy
+            return not self._busy
+
+    def _shutdown(self):
+        """
+        The stream has ended: end remote code (see L{_end_code}) and close
+        the stream.  Return whether all code has ended; what has not is left
+        to the process's exit.
+        """
+        finished = self._end_code()
         with self._writelock:
             self._writeclosed = True
         self._io.close()

@@ -19,8 +19,7 @@ import signal
 import sys
 from typing import Any, Callable, Sequence
 
-from .errors import GatewayClosed as GatewayClosedType
-from .errors import RemoteError as RemoteErrorType
+from .errors import GatewayClosed, GatewayStartError, RemoteError, TimeoutError
 
 __all__ = ["main", "EXIT_OK", "EXIT_REMOTE_ERROR", "EXIT_FAILED", "EXIT_INTERRUPTED"]
 
@@ -100,25 +99,26 @@ class _Fleet:
         self.failed: list[str] = []
         self.signalled: int | None = None
 
-    async def run(
-        self, specs: list[str], source: str, timeout: float | None, concurrency: int
-    ) -> None:
-        from twisted.internet.defer import DeferredList, ensureDeferred
-
-        from .errors import GatewayStartError
-
+    async def start(self, specs: list[str], concurrency: int) -> list[Any]:
+        """Start a gateway per spec; report those that fail.  One result per spec, as makegateways."""
         results = await self.group.makegateways(specs, concurrency)
         for spec, result in zip(specs, results):
             if isinstance(result, GatewayStartError):
                 self.failed.append(spec)
                 self.output.failure(str(result))
+        return results
+
+    async def run(
+        self, specs: list[str], source: str, timeout: float | None, concurrency: int
+    ) -> None:
+        from twisted.internet.defer import DeferredList, ensureDeferred
+
+        await self.start(specs, concurrency)
         running = [ensureDeferred(self._runOn(gw, source, timeout)) for gw in self.group]
         await DeferredList(running)
 
     async def _runOn(self, gateway: Any, source: str, timeout: float | None) -> None:
         from twisted.internet.defer import CancelledError
-
-        from .errors import GatewayClosed, RemoteError, TimeoutError
 
         channel = gateway.remote_exec(source)
         while True:
@@ -145,25 +145,20 @@ class _Fleet:
         concurrency: int,
         report: Callable[[Any], None],
     ) -> None:
-        from .errors import GatewayStartError
         from .rsync import RSync
 
-        specs = [spec for spec, _ in targets]
-        results = await self.group.makegateways(specs, concurrency)
+        results = await self.start([spec for spec, _ in targets], concurrency)
         rsync = RSync(source, progress=report, reactor=self.reactor)
-        for (spec, dest), result in zip(targets, results):
-            if isinstance(result, GatewayStartError):
-                self.failed.append(spec)
-                self.output.failure(str(result))
-            else:
+        for (_, dest), result in zip(targets, results):
+            if not isinstance(result, GatewayStartError):
                 rsync.add_target(result, dest, delete=delete)
         if len(self.failed) < len(targets):
             try:
                 await rsync.send()
-            except RemoteErrorType as e:
+            except RemoteError as e:
                 self.raised.append("a target")
                 self.output.remoteError("a target", e.formatted)
-            except (GatewayClosedType, OSError) as e:
+            except (GatewayClosed, OSError) as e:
                 self.failed.append("a target")
                 self.output.failure(str(e))
 

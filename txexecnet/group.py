@@ -190,9 +190,10 @@ class Group:
             self._reserved.add(str(xspec.id))
 
         def startOne(xspec: XSpec) -> Deferred[Any]:
-            limit = self._limits.get(_targetOf(xspec))
+            target = _targetOf(xspec)
+            limit = self._limits.get(target)
             if limit is None:
-                limit = self._limits[_targetOf(xspec)] = DeferredSemaphore(concurrency)
+                limit = self._limits[target] = DeferredSemaphore(concurrency)
 
             def start() -> Deferred[Gateway]:
                 try:

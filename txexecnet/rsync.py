@@ -73,6 +73,15 @@ def _entries(sourcedir: str, keep: Callable[[str], bool]) -> list[tuple[Any, ...
     return entries
 
 
+def _sharedHops(targets: list[_Target]) -> list[list[_Target]]:
+    """The targets that share a C{via=} hop with another, grouped by hop."""
+    hops: dict[int, list[_Target]] = {}
+    for t in targets:
+        if t.hop is not None:
+            hops.setdefault(id(t.hop), []).append(t)
+    return [members for members in hops.values() if len(members) > 1]
+
+
 def _checksum(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -165,16 +174,11 @@ class RSync:
             sum(sum(sizes[p] for p in t.wants) for t in targets),
         )
         listening = [self._listen(target) for target in targets]
-        sharing: dict[int, list[_Target]] = {}
-        for t in targets:
-            if t.hop is not None:
-                sharing.setdefault(id(t.hop), []).append(t)
-        for members in sharing.values():
-            if len(members) > 1:
-                hop = members[0].hop
-                assert hop is not None
-                stage = self._stages[id(hop)] = hop.remote_exec(_rsync_remote)
-                await stage.send((None, {"stage": True}))
+        for members in _sharedHops(targets):
+            hop = members[0].hop
+            assert hop is not None
+            stage = self._stages[id(hop)] = hop.remote_exec(_rsync_remote)
+            await stage.send((None, {"stage": True}))
         try:
             for path in sorted({p for t in targets for p in t.wants}):
                 await self._sendFile(path, [t for t in targets if path in t.wants])
@@ -200,11 +204,7 @@ class RSync:
         if not receiving:
             return
         # Targets that share a hop get the data through the hop's stage.
-        hops: dict[int, list[_Target]] = {}
-        for t in receiving:
-            if t.hop is not None:
-                hops.setdefault(id(t.hop), []).append(t)
-        staged = [ts for ts in hops.values() if len(ts) > 1]
+        staged = _sharedHops(receiving)
         stages = [self._stages[id(ts[0].hop)] for ts in staged]
         direct = [t for t in receiving if not any(t in ts for ts in staged)]
         channels = [t.channel for t in direct] + stages

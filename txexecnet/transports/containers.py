@@ -19,7 +19,7 @@ from ..bootstrap import pythonArgs
 from ..interfaces import IGatewayTransport
 from .command import CommandTransport
 
-__all__ = ["DockerTransport", "KubectlTransport", "sudoPython", "transportForSpec"]
+__all__ = ["DockerTransport", "KubectlTransport", "sudoCommand", "sudoPython", "transportForSpec"]
 
 #: The interpreter a container is expected to have.
 CONTAINER_PYTHON = "python3"
@@ -41,6 +41,17 @@ def sudoPython(user: str, python: list[str]) -> list[str]:
     @param python: the interpreter's command line, as words.
     """
     return ["sudo", "-n", "-u", user, "--", *python]
+
+
+def sudoCommand(user: str, python: str | None) -> str:
+    """
+    L{sudoPython} as one shell command line, for an interpreter started on
+    another host or by a hop (C{python} by default C{python3}).
+
+    @param user: the user to run as.
+    @param python: the interpreter's command line, as a shell would read it.
+    """
+    return shlex.join(sudoPython(user, shlex.split(python or "python3")))
 
 
 class DockerTransport(CommandTransport):

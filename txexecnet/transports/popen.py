@@ -14,7 +14,7 @@ from typing import Any
 from ..bootstrap import pythonArgs
 from ..interfaces import IGatewayTransport
 from .command import CommandTransport
-from .containers import sudoPython
+from .containers import sudoCommand, sudoPython
 
 __all__ = ["PopenTransport", "transportForSpec"]
 
@@ -79,9 +79,7 @@ def transportForSpec(spec: Any, group: Any) -> IGatewayTransport:
     if spec.via:
         from .via import ViaTransport
 
-        python = spec.python
-        if spec.sudo:
-            python = shlex.join(sudoPython(spec.sudo, shlex.split(python or "python3")))
+        python = sudoCommand(spec.sudo, spec.python) if spec.sudo else spec.python
         return ViaTransport(
             group.viaGateway(spec), python, bool(spec.dont_write_bytecode), spec.env
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ...bootstrap import pythonArgs
-from ..containers import sudoPython
+from ..containers import sudoCommand
 
 __all__ = ["SshOptions", "parseDestination", "remoteCommand", "CLIENTS"]
 
@@ -84,9 +84,7 @@ class SshOptions:
             identity=spec.ssh_identity,
             known_hosts=spec.ssh_known_hosts,
             accept_new_host_keys=bool(spec.ssh_accept_new),
-            python=shlex.join(sudoPython(spec.sudo, shlex.split(spec.python or "python3")))
-            if spec.sudo
-            else spec.python or "python3",
+            python=sudoCommand(spec.sudo, spec.python) if spec.sudo else spec.python or "python3",
             ssh_config=spec.ssh_config,
             dont_write_bytecode=bool(spec.dont_write_bytecode),
             client=spec.ssh_client or "conch",
