@@ -113,7 +113,7 @@ def test_unsupported_types_name_the_type(value):
     with pytest.raises(DumpError) as info:
         dumps(value)
     assert isinstance(info.value, DataFormatError)
-    assert "cannot serialize" in str(info.value)
+    assert "can't serialize" in str(info.value)
 
 
 def test_unsupported_type_message_names_it():

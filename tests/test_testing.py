@@ -195,7 +195,7 @@ def test_the_client_gives_up_a_server_that_never_greets():
 
     reactor = MemoryReactorClock()
     gateway = Gateway(XSpec("socket=unix:path=/nowhere//id=silent"), reactor)
-    started = gateway.start(SocketTransport("unix:path=/nowhere"))
+    started = gateway.start(SocketTransport("unix:path=/nowhere", server="txexecnet"))
     [(path, factory, *_)] = reactor.unixClients
     protocol = factory.buildProtocol(None)
     transport = StringTransport()
@@ -205,6 +205,38 @@ def test_the_client_gives_up_a_server_that_never_greets():
     reactor.advance(1)
     error = failure(started, GatewayStartError)
     assert f"no handshake from unix:path=/nowhere within {DEFAULT_TIMEOUT:g} s" in str(error)
+
+
+def test_a_client_without_a_secret_takes_a_silent_server_for_one_of_execnets_kind():
+    from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+    from twisted.internet.error import ConnectionAborted
+    from twisted.python.failure import Failure
+
+    from txexecnet.gateway import START_TIMEOUT, Gateway
+    from txexecnet.transports.socket import GREETING_WAIT, SocketTransport
+    from txexecnet.xspec import XSpec
+
+    reactor = MemoryReactorClock()
+    gateway = Gateway(XSpec("socket=unix:path=/nowhere//id=quiet"), reactor)
+    started = gateway.start(SocketTransport("unix:path=/nowhere"))
+    [(path, factory, *_)] = reactor.unixClients
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    reactor.advance(GREETING_WAIT - 0.01)
+    assert transport.value() == b""
+    reactor.advance(0.01)
+    # One line, the repr of a program that serves on the server's socket.
+    line = transport.value()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert "serve_socket(clientsock, " in eval(line)
+    reactor.advance(START_TIMEOUT)
+    # The start timeout drops the connection, as the reactor would report.
+    assert transport.disconnecting
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    error = failure(started, GatewayStartError)
+    assert f"within {START_TIMEOUT} seconds" in str(error)
 
 
 def test_the_server_drops_a_client_that_does_not_authenticate_in_time():

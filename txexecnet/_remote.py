@@ -61,6 +61,80 @@ EXECMODELS = ("thread", "main_thread_only")
 #: Why a second remote_exec fails while one runs in the main thread.
 CONCURRENT_MAIN_EXEC = "concurrent remote_exec would cause deadlock for main_thread_only execmodel"
 
+
+class ExecModel(object):
+    """
+    The primitives remote code is to synchronise with, as execnet's
+    C{channel.gateway.execmodel} offers them: both execution models run
+    on OS threads, so these are the threading module's.
+    """
+
+    def __init__(self, backend):
+        if backend not in EXECMODELS:
+            raise ValueError("unknown execmodel %r: use %s" % (backend, " or ".join(EXECMODELS)))
+        self.backend = backend
+
+    def __repr__(self):
+        return "<ExecModel %r>" % (self.backend,)
+
+    @property
+    def queue(self):
+        import queue
+
+        return queue
+
+    @property
+    def subprocess(self):
+        import subprocess
+
+        return subprocess
+
+    @property
+    def socket(self):
+        import socket
+
+        return socket
+
+    def start(self, func, args=()):
+        _start_thread(func, tuple(args))
+
+    def get_ident(self):
+        return _get_ident()
+
+    def sleep(self, delay):
+        time.sleep(delay)
+
+    def fdopen(self, fd, mode, bufsize=1, closefd=True):
+        return os.fdopen(
+            fd, mode, bufsize, encoding="utf-8" if "b" not in mode else None, closefd=closefd
+        )
+
+    def Lock(self):
+        return threading.Lock()
+
+    def RLock(self):
+        return threading.RLock()
+
+    def Event(self):
+        return threading.Event()
+
+    def Semaphore(self, size=None):
+        return threading.Semaphore(size) if size is not None else threading.Semaphore()
+
+
+_execmodels = {}
+
+
+def get_execmodel(backend):
+    """The L{ExecModel} named C{backend} (or C{backend} itself if it is one)."""
+    if isinstance(backend, ExecModel):
+        return backend
+    model = _execmodels.get(backend)
+    if model is None:
+        model = _execmodels[backend] = ExecModel(backend)
+    return model
+
+
 HEADER = struct.Struct(">BII")
 HEADER_SIZE = HEADER.size
 
@@ -255,7 +329,7 @@ def _dump(obj, append, channel_id, depth):
             append(_pack_len(T_CHANNEL, cid))
             return
         raise DumpError(
-            "cannot serialize an object of type %s.%s: only None, bool, int, "
+            "can't serialize an object of type %s.%s: only None, bool, int, "
             "float, complex, str, bytes, bytearray, list, tuple, dict, set, "
             "frozenset and channels can be sent" % (t.__module__, t.__qualname__)
         )
@@ -297,6 +371,52 @@ def loads(data, channel_factory=None):
     if pos != len(data):
         raise LoadError("malformed serialized data: %d trailing bytes" % (len(data) - pos))
     return obj
+
+
+def dump(file, obj):
+    """Write L{dumps}C{(obj)} to the binary C{file}."""
+    file.write(dumps(obj))
+
+
+#: Body sizes of the tags whose body has a fixed size.
+_FIXED_BODY = {T_NONE: 0, T_TRUE: 0, T_FALSE: 0, T_INT: 4, T_FLOAT: 8, T_COMPLEX: 16, T_CHANNEL: 4}
+#: Tags whose body is a length and that many bytes.
+_SIZED_BODY = (T_STR, T_BYTES, T_BYTEARRAY, T_BIGINT)
+#: Containers: how many items each counted element stands for.
+_ELEMENTS = {T_LIST: 1, T_TUPLE: 1, T_SET: 1, T_FROZENSET: 1, T_DICT: 2}
+
+
+def load(file):
+    """
+    Read one item written by L{dump} (or L{dumps}) from the binary C{file},
+    and no byte more, so items written one after the other read back one
+    by one.
+
+    @raise EOFError: if the file ends before the item does.
+    @raise LoadError: for malformed data.
+    """
+    parts = []
+
+    def read(n):
+        data = file.read(n) if n else b""
+        if len(data) != n:
+            raise EOFError("the file ends inside a serialized item")
+        parts.append(data)
+        return data
+
+    todo = 1  # items still to read
+    while todo:
+        todo -= 1
+        tag = read(1)[0]
+        if tag in _FIXED_BODY:
+            read(_FIXED_BODY[tag])
+        elif tag in _SIZED_BODY:
+            read(_unpack_u32(read(4))[0])
+        elif tag in _ELEMENTS:
+            todo += _ELEMENTS[tag] * _unpack_u32(read(4))[0]
+        else:
+            raise LoadError("malformed serialized data: unknown tag 0x%02x" % tag)
+    return loads(b"".join(parts))
 
 
 def _load(data, pos, channel_factory, depth):
@@ -762,7 +882,12 @@ class Channel(object):
         try:
             callback(item)
         except Exception as e:
+            # As in execnet: the channel closes with the error, which the
+            # other side's receive() or waitclose() raises.
+            import traceback
+
             self.gateway._log_exception("callback of channel %d failed" % self.id, e)
+            self.close("".join(traceback.format_exception(type(e), e, e.__traceback__)))
         self._taken(size)
 
     def _local_close(self, error=None):
@@ -1052,9 +1177,13 @@ class RemoteGateway(object):
         window=DEFAULT_WINDOW,
         heartbeat=0.0,
         execmodel="thread",
+        id="gw-worker",
     ):
         self._io = io
         self._execmodel = execmodel
+        # What execnet's remote gateways offer remote code.
+        self.id = id
+        self.execmodel = get_execmodel(execmodel)
         self._main_jobs = None  # main_thread_only: what the main thread is to run
         self._max_frame_size = max_frame_size
         self._window = window
@@ -1663,10 +1792,65 @@ def _exit_after(seconds, status):
     t.start()
 
 
+#: What C{import execnet} gives remote code where execnet is not installed.
+_EXECNET_NAMES = (
+    "Channel",
+    "DataFormatError",
+    "DumpError",
+    "ExecModel",
+    "LoadError",
+    "RemoteError",
+    "TimeoutError",
+    "dump",
+    "dumps",
+    "get_execmodel",
+    "load",
+    "loads",
+)
+
+
+class _ExecnetAlias(object):
+    """
+    Finds C{execnet} and C{execnet.gateway_base} for remote code written
+    for execnet (which imports it for C{dumps} and the like) on a host
+    where execnet is not installed: this runtime's equivalents, under those
+    names.  It is last on C{sys.meta_path}, so an installed execnet wins.
+    """
+
+    names = ("execnet", "execnet.gateway_base")
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.names:
+            return None
+        from importlib.machinery import ModuleSpec
+
+        return ModuleSpec(fullname, self, is_package=fullname == "execnet")
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        namespace = globals()
+        for name in _EXECNET_NAMES:
+            setattr(module, name, namespace[name])
+        module.MAIN_THREAD_ONLY_DEADLOCK_TEXT = CONCURRENT_MAIN_EXEC
+        if module.__name__ == "execnet":
+            import importlib
+
+            importlib.import_module("execnet.gateway_base")
+
+
+def _offer_execnet():
+    # A server that serves many connections in one process gets one alias.
+    if not any(type(finder).__name__ == "_ExecnetAlias" for finder in sys.meta_path):
+        sys.meta_path.append(_ExecnetAlias())
+
+
 def _hello_info():
     return {
         "version": PROTOCOL_VERSION,
         "python": list(sys.version_info[:3]),
+        "version_info": list(sys.version_info[:5]),
         "executable": sys.executable,
         "pid": os.getpid(),
         "platform": sys.platform,
@@ -1705,6 +1889,7 @@ def serve(io, config=None, after_hello=None, on_silence=None):
         config.get("window", DEFAULT_WINDOW),
         config.get("heartbeat", 0.0),
         config.get("execmodel", "thread"),
+        config.get("id", "gw-worker"),
     )
     if gateway._heartbeat:
         gateway.watch_heartbeats(on_silence or io.abort)
@@ -1716,6 +1901,7 @@ def serve_popen(config=None):
     Entry point of a popen or ssh child: serve on stdin/stdout, then end
     the process within a bounded time, whatever remote code still does.
     """
+    _offer_execnet()
     finished = serve(popen_io(), config, _die_with_parent, _end_as_if_parent_gone)
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -1725,3 +1911,13 @@ def serve_popen(config=None):
     if not finished:
         os._exit(1)
     _exit_after(EXIT_GRACE, 0)
+
+
+def serve_socket(sock, config=None):
+    """
+    Entry point in a server that runs code a client sends over a connected
+    socket, as execnet's socket servers do: serve on C{sock} until the
+    client lets go, and leave the process to the server.
+    """
+    _offer_execnet()
+    serve(SocketIO(sock), config)

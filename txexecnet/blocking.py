@@ -30,6 +30,7 @@ import queue
 import re
 import threading
 import weakref
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
 from twisted.internet.defer import maybeDeferred
@@ -53,6 +54,7 @@ __all__ = [
     "Group",
     "MultiChannel",
     "RSync",
+    "RSyncTarget",
     "ReactorThreadError",
     "SEND_BUFFER_LIMIT",
     "default_group",
@@ -121,6 +123,11 @@ def _proxyFor(value: Any) -> Any:
         assert isinstance(gateway, Gateway)
         return gateway._channelFor(value)
     kind = _PROXY_TYPES.get(type(value))
+    if kind is Gateway:
+        # A gateway is of the class its group's proxy hands out.
+        owner = _proxies.get(id(value.group))
+        if isinstance(owner, Group):
+            kind = owner.gatewayClass
     if kind is not None:
         proxy = _proxies.get(id(value))
         if proxy is None or proxy.wrapped is not value:
@@ -200,8 +207,11 @@ class Gateway(_Proxy):
     """
     A gateway with blocking methods: see L{txexecnet.Gateway}.
 
+    @cvar channelClass: the class of its channels.
     @ivar wrapped: the L{txexecnet.Gateway} it stands for.
     """
+
+    channelClass: type[Channel]
 
     def __init__(self, wrapped: core_gateway.Gateway) -> None:
         """
@@ -220,7 +230,7 @@ class Gateway(_Proxy):
         """The blocking channel of C{channel}, one of ours (made once).  Reactor thread."""
         proxy = self._channels.get(channel.id)
         if proxy is None or proxy.wrapped is not channel:
-            proxy = self._channels[channel.id] = Channel(self, channel)
+            proxy = self._channels[channel.id] = self.channelClass(self, channel)
         return proxy
 
 
@@ -400,6 +410,9 @@ class Channel(_Proxy):
         loop.call(install)
 
 
+Gateway.channelClass = Channel
+
+
 class MultiChannel(core_multichannel.ChannelSequence[Channel]):
     """
     Channels of many gateways with blocking methods, as in execnet: see
@@ -422,7 +435,8 @@ class MultiChannel(core_multichannel.ChannelSequence[Channel]):
         @param withchannel: give C{(channel, item)} pairs rather than items.
         @param timeout: seconds each channel may take (see L{Channel.receive}).
         """
-        items = [ch.receive(timeout) for ch in self._channels]
+        # Without a timeout, as execnet calls it: channels of any kind will do.
+        items = [ch.receive() if timeout is None else ch.receive(timeout) for ch in self._channels]
         return list(zip(self._channels, items)) if withchannel else items
 
     def make_receive_queue(self, endmarker: Any = NO_ENDMARKER_WANTED) -> queue.Queue[Any]:
@@ -453,7 +467,7 @@ class MultiChannel(core_multichannel.ChannelSequence[Channel]):
         first: BaseException | None = None
         for ch in self._channels:
             try:
-                ch.waitclose(timeout)
+                ch.waitclose() if timeout is None else ch.waitclose(timeout)
             except Exception as e:
                 if first is None:
                     first = e
@@ -466,9 +480,12 @@ class Group(_Proxy):
     """
     Gateways together, with blocking methods: see L{txexecnet.Group}.
 
+    @cvar gatewayClass: the class of its gateways.
     @ivar wrapped: the L{txexecnet.Group} it stands for, on the facade's
         reactor (made on first use).
     """
+
+    gatewayClass: type[Gateway] = Gateway
 
     def __init__(self, specs: tuple[str, ...] | list[str] = ()) -> None:
         """
@@ -509,31 +526,54 @@ class Group(_Proxy):
         return self._wrapped
 
 
+@dataclass(frozen=True)
+class RSyncTarget:
+    """
+    Which target of an L{RSync} a callback is about: the RSync's own
+    channel to it is the RSync's to read, so callbacks get this instead.
+
+    @ivar gateway: the blocking L{Gateway} of the target.
+    @ivar id: the id of the RSync's channel to it.
+    """
+
+    gateway: Gateway
+    id: int
+
+
+def _targetOf(channel: core_channel.Channel) -> RSyncTarget:
+    gateway = _proxyFor(channel.gateway)
+    return RSyncTarget(gateway, channel.id)
+
+
 class RSync:
     """
     Copy a directory tree to many gateways at once, blocking until done:
     see L{txexecnet.rsync.RSync}, whose callbacks run in the facade's
-    reactor thread (and get blocking channels).
+    reactor thread (and get an L{RSyncTarget} for the channel).
     """
 
     def __init__(
         self,
         sourcedir: str | Any,
-        callback: Callable[[str, int, Channel], object] | None = None,
+        callback: Callable[[str, int, RSyncTarget], object] | None = None,
         progress: Callable[[core_rsync.Progress], object] | None = None,
     ) -> None:
         """
         @param sourcedir: the directory whose contents are sent.
-        @param callback: called as C{callback("list" or "ack", size, channel)}.
+        @param callback: called as C{callback("list" or "ack", size, target)},
+            with the L{RSyncTarget}.
         @param progress: called with a L{txexecnet.rsync.Progress} as files are written.
         """
         told = None
         if callback is not None:
-            told = lambda kind, size, ch: callback(kind, size, _proxyFor(ch))  # noqa: E731
+            told = lambda kind, size, ch: callback(kind, size, _targetOf(ch))  # noqa: E731
         self.wrapped = loop.call(
             lambda: core_rsync.RSync(sourcedir, told, progress, reactor=loop.reactor)
         )
         self.wrapped.filter = self.filter
+        self.wrapped.fileWritten = lambda path, size, ch: self.fileWritten(
+            path, size, _targetOf(ch)
+        )
 
     def filter(self, path: str) -> bool:
         """
@@ -542,6 +582,16 @@ class RSync:
         @param path: a path under the source directory.
         """
         return True
+
+    def fileWritten(self, path: str, size: int, channel: RSyncTarget) -> None:
+        """
+        A target has written C{path}: override to report it.  It runs in
+        the facade's reactor thread.
+
+        @param path: the file, relative to the source directory (with C{/}).
+        @param size: its size.
+        @param channel: which target.
+        """
 
     def add_target(
         self,

@@ -23,6 +23,7 @@ __all__ = [
     "remoteSource",
     "sourceBootstrap",
     "compiledBootstrap",
+    "execnetServerBootstrap",
     "pythonArgs",
 ]
 
@@ -83,6 +84,19 @@ def compiledBootstrap(config: dict[str, Any], entry: str = "serve_popen") -> byt
         config,
         entry,
     )
+
+
+def execnetServerBootstrap(config: dict[str, Any]) -> bytes:
+    """
+    What a socket server of execnet's kind is sent: one line, the C{repr}
+    of a program that it evaluates and runs with the connected socket as
+    C{clientsock}; here, the whole runtime and a call that serves on that
+    socket.
+
+    @param config: the remote settings (plain values) the runtime starts with.
+    """
+    program = f"{remoteSource()}\nserve_socket(clientsock, {config!r})\n"
+    return (repr(program) + "\n").encode("ascii")
 
 
 def pythonArgs(python: list[str], dontWriteBytecode: bool = False) -> list[str]:

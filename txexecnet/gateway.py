@@ -110,6 +110,7 @@ class Gateway:
         that arrives inside an item, whose result takes the channel's place
         there (the blocking facade hands out its own channels this way).
     @ivar via: the gateway this one was started through (C{via=}), or C{None}.
+    @ivar group: the L{txexecnet.Group} it belongs to, or C{None}.
     """
 
     def __init__(
@@ -131,6 +132,7 @@ class Gateway:
         self.remoteinfo: dict[str, Any] = {}
         self.channelWrapper: Callable[[Channel], Any] | None = None
         self.via: Gateway | None = None
+        self.group: Any = None
         self.window: int = parseSize(spec.window) if spec.window else DEFAULT_WINDOW
         self.heartbeat: float = (
             parseSeconds(spec.heartbeat) if spec.heartbeat is not None else spec.kind.heartbeat
@@ -230,6 +232,7 @@ class Gateway:
             "env": dict(self.spec.env),
             "window": self.window,
             "heartbeat": self.heartbeat,
+            "id": f"{self.id}-worker",  # as execnet names the remote end
         }
         if self.spec.chdir:
             config["chdir"] = self.spec.chdir
@@ -605,7 +608,7 @@ def _sourceOf(
     if isinstance(source, str):
         if kwargs:
             raise TypeError("keyword arguments are only accepted with a function")
-        return textwrap.dedent(source), "<remote_exec>", None
+        return textwrap.dedent(source), "<remote exec>", None
     if isinstance(source, types.FunctionType):
         if source.__name__ == "<lambda>":
             raise ValueError("remote_exec() needs a named function, not a lambda")
@@ -618,8 +621,12 @@ def _sourceOf(
             raise ValueError(
                 f"function {source.__name__} must take 'channel' as its first argument"
             )
-        code = textwrap.dedent(inspect.getsource(source))
-        return code, f"<remote function {source.__name__}>", source.__name__
+        # Sent at its own line numbers in its own file's name, so remote
+        # tracebacks point at the lines the caller wrote.
+        lines, first = inspect.getsourcelines(source)
+        code = "\n" * (first - 1) + textwrap.dedent("".join(lines))
+        filename = inspect.getsourcefile(source) or f"<remote function {source.__name__}>"
+        return code, filename, source.__name__
     if isinstance(source, types.ModuleType):
         if kwargs:
             raise TypeError("keyword arguments are only accepted with a function")

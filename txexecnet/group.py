@@ -146,6 +146,7 @@ class Group:
         self, xspec: XSpec, transport: IGatewayTransport, maxFrameSize: int
     ) -> Deferred[Gateway]:
         gateway = Gateway(xspec, self.reactor, maxFrameSize)
+        gateway.group = self
         if xspec.via:
             gateway.via = self.viaGateway(xspec)
         self._reserved.discard(str(xspec.id))

@@ -132,6 +132,16 @@ class RSync:
         """
         return True
 
+    def fileWritten(self, path: str, size: int, channel: Channel) -> None:
+        """
+        A target has written C{path} (relative to the source directory,
+        with C{/}): override to report it.
+
+        @param path: the file.
+        @param size: its size.
+        @param channel: the channel of that target (its C{gateway} says which).
+        """
+
     def add_target(
         self,
         gateway: Gateway,
@@ -233,6 +243,7 @@ class RSync:
                 self._done = Progress(
                     done.files_done + 1, done.files_total, done.bytes_done + size, done.bytes_total
                 )
+                self.fileWritten(path, size, target.channel)
                 if self._callback is not None:
                     self._callback("ack", size, target.channel)
                 if self._progress is not None:

@@ -19,6 +19,7 @@ MODULES = [
     "rsync",
     "ssh",
     "server",
+    "xdist",
 ]
 
 for _name in MODULES:

@@ -15,6 +15,11 @@ Before the bootstrap, the server greets the client and, if it has a shared
 secret, challenges it (see L{txexecnet.script.socketserver} for the wire
 format).  A client that has a secret insists on the server proving it has
 the same one.
+
+The socket servers execnet users run (execnet's C{socketserver.py}) say
+nothing and wait for one line, a program they run in their own process: a
+client without a secret that hears no greeting within L{GREETING_WAIT}
+seconds sends them the runtime that way, and serves over that socket.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
-from ..bootstrap import compiledBootstrap, sourceBootstrap
+from ..bootstrap import compiledBootstrap, execnetServerBootstrap, sourceBootstrap
 from ..errors import AuthenticationError, GatewayStartError
 from ..interfaces import IGatewayConnection, IGatewayTransport
 from ..script import socketserver as handshake
@@ -52,10 +57,20 @@ __all__ = [
     "tcpTransportOf",
     "transportForSpec",
     "DEFAULT_TIMEOUT",
+    "GREETING_WAIT",
+    "SERVER_KINDS",
 ]
 
 #: Seconds to connect and complete the handshake before giving up.
 DEFAULT_TIMEOUT = 30.0
+
+#: Seconds a client without a secret waits for a txexecnet server's
+#: greeting before it takes the server for one of execnet's kind, which
+#: greets nobody (a txexecnet server greets as it accepts).
+GREETING_WAIT = 1.0
+
+#: Which servers a L{SocketTransport} may expect.
+SERVER_KINDS = ("auto", "txexecnet", "execnet")
 
 _HOST_PORT = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]/]+)):(?P<port>[0-9]+)$")
 
@@ -117,17 +132,32 @@ class SocketTransport:
     @param secret: the server's shared secret (bytes, or text that is
         encoded as UTF-8), or C{None} for a server without one.
     @param timeout: seconds to connect and finish the handshake.
-    @raise ValueError: for a malformed address or an empty secret.
+    @param server: C{"txexecnet"} for a txexecnet socket server,
+        C{"execnet"} for one of execnet's kind (which runs what it is sent
+        in its own process, without authentication), C{"auto"} to tell
+        them apart by the greeting (see L{GREETING_WAIT}); a client with a
+        secret expects a txexecnet server.
+    @raise ValueError: for a malformed address, an empty secret, an
+        unknown C{server}, or a secret for an execnet server.
     """
 
     def __init__(
-        self, address: str, secret: bytes | str | None = None, timeout: float = DEFAULT_TIMEOUT
+        self,
+        address: str,
+        secret: bytes | str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        server: str = "auto",
     ) -> None:
         checkAddress(address)
         if isinstance(secret, str):
             secret = secret.encode("utf-8")
         if secret is not None and not secret:
             raise ValueError("the secret is empty")
+        if server not in SERVER_KINDS:
+            raise ValueError(f"server={server!r}: use one of {', '.join(SERVER_KINDS)}")
+        if secret is not None and server == "execnet":
+            raise ValueError("execnet's socket servers take no secret")
+        self.server = "txexecnet" if secret is not None and server == "auto" else server
         self.address = address
         self._secret = secret
         self._timeout = timeout
@@ -179,7 +209,14 @@ class SocketTransport:
         except Exception as e:
             return fail(GatewayStartError(f"{prefix}: bad endpoint {self.address!r}: {e}"))
         handshakeProtocol = _ClientHandshake(
-            protocol, self._config, self._secret, prefix, self.address, reactor, self._timeout
+            protocol,
+            self._config,
+            self._secret,
+            prefix,
+            self.address,
+            reactor,
+            self._timeout,
+            self.server,
         )
 
         def connectFailed(f: Failure) -> Failure:
@@ -226,8 +263,11 @@ class _ClientHandshake(Protocol):
         address: str,
         reactor: Any,
         timeout: float,
+        server: str,
     ) -> None:
         self._frames = frames
+        self._server = server
+        self._greetingTimer: Any = None
         self._config = config
         self._secret = secret
         self._prefix = prefix
@@ -249,11 +289,26 @@ class _ClientHandshake(Protocol):
         if tcp is not None:
             tcp.setTcpNoDelay(True)
         self._timer = self._reactor.callLater(self._timeout, self._timedOut)
+        if self._server == "execnet":
+            self._startExecnet()
+        elif self._server == "auto":
+            self._greetingTimer = self._reactor.callLater(GREETING_WAIT, self._startExecnet)
+
+    def _startExecnet(self) -> None:
+        self._greetingTimer = None
+        self._open = True
+        self._cancelTimer()
+        self.transport.write(execnetServerBootstrap(self._config))
+        self._frames.makeConnection(self.transport)
+        self.opened.callback(_ServerConnection(self))
 
     def dataReceived(self, data: bytes) -> None:
         if self._open:
             self._frames.dataReceived(data)
             return
+        if self._greetingTimer is not None:
+            self._greetingTimer.cancel()
+            self._greetingTimer = None
         self._buffer += data
         while not self._open and not self.opened.called:
             line, newline, rest = self._buffer.partition(b"\n")
@@ -343,9 +398,10 @@ class _ClientHandshake(Protocol):
         )
 
     def _cancelTimer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        for timer in (self._timer, self._greetingTimer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._greetingTimer = None
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if self._open:

@@ -13,7 +13,7 @@ from typing import Any
 from ...bootstrap import pythonArgs
 from ..containers import sudoCommand
 
-__all__ = ["SshOptions", "parseDestination", "remoteCommand", "CLIENTS"]
+__all__ = ["SshOptions", "parseCommandLine", "parseDestination", "remoteCommand", "CLIENTS"]
 
 #: The values of C{ssh_client=}: Twisted Conch, or the system C{ssh} binary.
 CLIENTS = ("conch", "openssh")
@@ -77,15 +77,23 @@ class SshOptions:
         (the interpreter run by C{sudo -n -u USER} on the host).  Passwords
         and passphrases have no spec key (a spec is shown in logs).
 
+        The C{ssh=} value may also be written as execnet users write it,
+        OpenSSH command-line options before the destination
+        (C{ssh=-p 2222 -i KEY -o UserKnownHostsFile=FILE user@host}): see
+        L{parseCommandLine}.
+
         @param spec: an L{XSpec} of an ssh gateway.
+        @raise ValueError: for an OpenSSH option that cannot be honoured.
         """
+        destination, given = parseCommandLine(spec.ssh)
         return cls(
-            spec.ssh,
-            identity=spec.ssh_identity,
-            known_hosts=spec.ssh_known_hosts,
-            accept_new_host_keys=bool(spec.ssh_accept_new),
+            destination,
+            port=given.get("port"),
+            identity=given.get("identity") or spec.ssh_identity,
+            known_hosts=given.get("known_hosts") or spec.ssh_known_hosts,
+            accept_new_host_keys=bool(spec.ssh_accept_new or given.get("accept_new_host_keys")),
             python=sudoCommand(spec.sudo, spec.python) if spec.sudo else spec.python or "python3",
-            ssh_config=spec.ssh_config,
+            ssh_config=given.get("ssh_config") or spec.ssh_config,
             dont_write_bytecode=bool(spec.dont_write_bytecode),
             client=spec.ssh_client or "conch",
         )
@@ -126,6 +134,107 @@ class SshOptions:
         if self.identity is None:
             return []
         return [self.identity] if isinstance(self.identity, str) else list(self.identity)
+
+
+#: OpenSSH's C{-o} options that need no counterpart here: Conch never
+#: prompts and offers the keys it is given, the gateway's start has its
+#: own timeout, and heartbeats keep the connection alive.
+_NEEDLESS_OPTIONS = {
+    "batchmode",
+    "identitiesonly",
+    "passwordauthentication",
+    "loglevel",
+    "connecttimeout",
+    "serveraliveinterval",
+    "serveralivecountmax",
+}
+
+
+def parseCommandLine(value: str) -> tuple[str, dict[str, Any]]:
+    """
+    Read an C{ssh=} value: a destination, or OpenSSH command-line options
+    and then the destination, as execnet passes them to C{ssh}: C{-p PORT},
+    C{-l USER}, C{-i KEYFILE}, C{-F CONFIGFILE} and C{-o NAME=VALUE} for
+    C{Port}, C{User}, C{IdentityFile}, C{UserKnownHostsFile} and
+    C{StrictHostKeyChecking} (C{no} or C{accept-new} accept a new host key;
+    a changed one is always refused), while C{BatchMode}, C{IdentitiesOnly},
+    C{PasswordAuthentication}, C{LogLevel}, C{ConnectTimeout},
+    C{ServerAliveInterval} and C{ServerAliveCountMax} change nothing here.
+
+    @param value: the C{ssh=} value.
+    @return: the destination and the L{SshOptions} fields the options give.
+    @raise ValueError: for any other option (name it in an ssh_config file
+        given with C{-F} or C{ssh_config=}, or use C{ssh_client=openssh}),
+        or no destination.
+    """
+    words = shlex.split(value)
+    given: dict[str, Any] = {}
+    identities: list[str] = []
+    destination: str | None = None
+    user: str | None = None
+    i = 0
+
+    def argument(flag: str) -> str:
+        nonlocal i
+        if len(word) > 2:
+            return word[2:]
+        i += 1
+        if i >= len(words):
+            raise ValueError(f"ssh option {flag} needs a value in ssh={value!r}")
+        return words[i]
+
+    while i < len(words):
+        word = words[i]
+        if not word.startswith("-"):
+            if destination is not None:
+                raise ValueError(f"ssh={value!r} names more than one destination (or a command)")
+            destination = word
+        elif word[:2] == "-p":
+            given["port"] = _port(argument("-p"), value)
+        elif word[:2] == "-l":
+            user = argument("-l")
+        elif word[:2] == "-i":
+            identities.append(argument("-i"))
+        elif word[:2] == "-F":
+            given["ssh_config"] = argument("-F")
+        elif word[:2] == "-o":
+            name, _, setting = argument("-o").partition("=")
+            key = name.strip().lower()
+            setting = setting.strip()
+            if key == "port":
+                given["port"] = _port(setting, value)
+            elif key == "user":
+                user = setting
+            elif key == "identityfile":
+                identities.append(setting)
+            elif key == "userknownhostsfile":
+                given["known_hosts"] = setting
+            elif key == "stricthostkeychecking":
+                given["accept_new_host_keys"] = setting.lower() in ("no", "accept-new", "off")
+            elif key not in _NEEDLESS_OPTIONS:
+                raise ValueError(
+                    f"ssh option -o {name} in ssh={value!r} is not supported by the Conch client: "
+                    "put it in an ssh_config file (ssh_config=FILE), or use ssh_client=openssh"
+                )
+        else:
+            raise ValueError(
+                f"ssh option {word} in ssh={value!r} is not supported: put what it does in an "
+                "ssh_config file (ssh_config=FILE), or use ssh_client=openssh"
+            )
+        i += 1
+    if destination is None:
+        raise ValueError(f"ssh={value!r} names no destination")
+    if user is not None and "@" not in destination:
+        destination = f"{user}@{destination}"
+    if identities:
+        given["identity"] = identities[0] if len(identities) == 1 else tuple(identities)
+    return destination, given
+
+
+def _port(text: str, value: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"bad port {text!r} in ssh={value!r}")
+    return int(text)
 
 
 def parseDestination(destination: str) -> tuple[str | None, str, int | None]:

@@ -1,0 +1,125 @@
+"""
+execnet's C{Gateway}: the blocking facade's gateway, with the names and
+habits execnet code relies on.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from twisted.internet import defer
+
+from .. import blocking
+from ..errors import TimeoutError
+from .gateway_base import Channel, ExecModel, get_execmodel
+
+__all__ = ["Gateway", "RInfo"]
+
+#: What C{_rinfo(update=True)} runs remotely.
+_RINFO_SOURCE = textwrap.dedent(
+    """
+    import os, sys
+    channel.send(dict(
+        executable=sys.executable,
+        version_info=tuple(sys.version_info[:5]),
+        platform=sys.platform,
+        cwd=os.getcwd(),
+        pid=os.getpid(),
+    ))
+    """
+)
+
+
+class RInfo:
+    """
+    What a gateway's interpreter is: C{executable}, C{version_info},
+    C{platform}, C{cwd}, C{pid}.
+    """
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        """
+        @param info: the fields, by name.
+        """
+        self.__dict__.update(info)
+
+    def __repr__(self) -> str:
+        return f"<RInfo {self.__dict__!r}>"
+
+
+class Gateway(blocking.Gateway):
+    """
+    An execnet gateway: C{remote_exec}, C{remote_status}, C{exit},
+    C{join}, C{hasreceiver}, C{newchannel}, C{_rinfo}, C{spec}, C{id},
+    C{execmodel}, C{remote_execmodel}.  It takes new attributes.
+
+    @ivar spec: the L{txexecnet.compat.XSpec} it was made from.
+    @ivar group: the L{txexecnet.compat.Group} it belongs to.
+    @ivar remoteaddress: C{[user@]host} of an ssh gateway, C{host:port} of
+        a socket gateway.
+    @ivar execmodel: this side's L{ExecModel}.
+    @ivar remote_execmodel: the remote side's L{ExecModel}.
+    """
+
+    channelClass = Channel
+    spec: Any
+    group: Any
+    remoteaddress: str
+    execmodel: ExecModel = get_execmodel("thread")
+    remote_execmodel: ExecModel = get_execmodel("thread")
+    _cache_rinfo: RInfo | None = None  # execnet's name: its users reset it
+
+    def _rinfo(self, update: bool = False) -> RInfo:
+        """
+        What the remote interpreter is; asked once, then kept (its C{cwd}
+        as it was then) unless C{update} asks it again.
+
+        @param update: ask the remote side again.
+        """
+        if self._cache_rinfo is None or update:
+            if update:
+                info = self.remote_exec(_RINFO_SOURCE).receive()
+            else:
+                # What the remote side said in its hello: no remote_exec,
+                # which a main thread busy under main_thread_only would refuse.
+                hello = self.remoteinfo
+                info = dict(
+                    executable=hello["executable"],
+                    version_info=tuple(hello["version_info"]),
+                    platform=hello["platform"],
+                    cwd=hello["cwd"],
+                    pid=hello["pid"],
+                )
+            self._cache_rinfo = RInfo(info)
+        return self._cache_rinfo
+
+    @property
+    def _group(self) -> Any:
+        return self.group
+
+    def __repr__(self) -> str:
+        state = "closed" if self.isTerminated() else "receive-live"
+        return f"<Gateway id={self.id!r} {state}, {self.remote_execmodel.backend} model>"
+
+    def hasreceiver(self) -> bool:
+        """Whether the remote side is still there to talk to."""
+        return not self.isTerminated()
+
+    def join(self, timeout: float | None = None) -> None:
+        """
+        Wait until the remote side has ended (after L{exit}).
+
+        @param timeout: seconds to wait; C{None} waits for ever.
+        @raise TimeoutError: if it has not ended by then.
+        """
+        if timeout is None:
+            blocking.loop.call(self.wrapped.whenTerminated)
+            return
+
+        def wait() -> Any:
+            return self.wrapped.whenTerminated().addTimeout(timeout, blocking.loop.reactor)
+
+        try:
+            blocking.loop.call(wait)
+        except defer.TimeoutError:
+            raise TimeoutError(f"gateway {self.id} still running after {timeout} seconds") from None

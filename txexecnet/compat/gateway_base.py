@@ -1,0 +1,134 @@
+"""
+What execnet keeps in C{execnet.gateway_base} and its users import from
+there: the exceptions, the serializer, execution models, the channel class
+and the text of the C{main_thread_only} refusal.  The exceptions, the
+serializer and the execution models are the remote runtime's own, so both
+sides share them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import blocking
+from .._remote import (
+    CONCURRENT_MAIN_EXEC,
+    MAX_DEPTH,
+    ExecModel,
+    get_execmodel,
+    load,
+)
+from .._remote import dumps as _dumps
+from .._remote import loads as _loads
+from .workerpool import Reply, WorkerPool
+from ..errors import (
+    DataFormatError,
+    DumpError,
+    GatewayClosed,
+    LoadError,
+    RemoteError,
+    TimeoutError,
+)
+
+__all__ = [
+    "Channel",
+    "DataFormatError",
+    "DumpError",
+    "ExecModel",
+    "GatewayLost",
+    "LoadError",
+    "MAIN_THREAD_ONLY_DEADLOCK_TEXT",
+    "RemoteError",
+    "Reply",
+    "TimeoutError",
+    "WorkerPool",
+    "dump",
+    "dumps",
+    "get_execmodel",
+    "load",
+    "loads",
+]
+
+#: Why a second remote_exec fails while one runs under C{main_thread_only}.
+MAIN_THREAD_ONLY_DEADLOCK_TEXT = CONCURRENT_MAIN_EXEC
+
+
+def dumps(obj: Any) -> bytes:
+    """
+    Serialize C{obj} as execnet's C{dumps} would accept it: None, bool,
+    int, float, complex, str, bytes, and lists, tuples, dicts, sets and
+    frozensets of them (txexecnet's channels also take C{bytearray}, which
+    execnet refuses, and so does this).
+
+    @param obj: the object to serialize.
+    @raise DumpError: naming the type of an object execnet cannot send.
+    """
+    _refuseBytearrays(obj, 0)
+    return _dumps(obj)
+
+
+def _refuseBytearrays(obj: Any, depth: int) -> None:
+    if type(obj) is bytearray:
+        raise DumpError("can't serialize an object of type bytearray: execnet cannot send it")
+    if depth < MAX_DEPTH:
+        if type(obj) in (list, tuple, set, frozenset):
+            for x in obj:
+                _refuseBytearrays(x, depth + 1)
+        elif type(obj) is dict:
+            for k, v in obj.items():
+                _refuseBytearrays(k, depth + 1)
+                _refuseBytearrays(v, depth + 1)
+
+
+def dump(file: Any, obj: Any) -> None:
+    """
+    Write L{dumps}C{(obj)} to the binary C{file}.
+
+    @param file: a binary file open for writing.
+    @param obj: the object to serialize.
+    """
+    file.write(dumps(obj))
+
+
+def loads(data: bytes, py2str_as_py3str: bool = False, py3str_as_py2str: bool = False) -> Any:
+    """
+    Rebuild an object from L{dumps} output.  Never runs code.
+
+    @param data: bytes made by L{dumps}.
+    @param py2str_as_py3str: accepted for execnet's signature; Python 2
+        strings do not exist here.
+    @param py3str_as_py2str: the same.
+    @raise LoadError: for anything that is not exactly one valid item.
+    """
+    return _loads(data)
+
+
+class Channel(blocking.Channel):
+    """
+    An execnet channel: C{send}, C{receive(timeout)}, C{waitclose},
+    C{close(error)}, C{isclosed}, C{setcallback}, C{makefile}, iteration,
+    C{gateway} and C{id}.
+    """
+
+    RemoteError = RemoteError
+    TimeoutError = TimeoutError
+
+    def _getremoteerror(self) -> BaseException | None:
+        """
+        Why the other side closed: the L{RemoteError} of its exception, a
+        L{GatewayLost} if the gateway went away, or C{None} for a plain
+        close (or a channel still open).
+        """
+        error = self.endError()
+        if isinstance(error, GatewayClosed):
+            return GatewayLost(str(error))
+        if isinstance(error, RemoteError):
+            return error
+        return None
+
+
+class GatewayLost(GatewayClosed, EOFError):
+    """
+    What L{Channel._getremoteerror} gives for a gateway that went away: an
+    C{EOFError}, as execnet's, that says how it ended.
+    """
