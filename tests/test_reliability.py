@@ -16,6 +16,7 @@ import pytest
 import pytest_twisted
 
 import txexecnet
+from fixtures_server import wait_until
 from processes import alive
 
 #: What remote code may be doing when its client goes: sleeping, spinning,
@@ -230,3 +231,19 @@ def test_a_frozen_client_is_given_up_by_its_remotes():
         client.wait(10)
         client.stdout.close()
         client.stderr.close()
+
+
+@pytest.mark.parametrize("execmodel", ["thread", "main_thread_only"])
+def test_a_remote_sent_sigterm_while_its_parent_lives_ends_as_any_process_would(execmodel):
+    from txexecnet import blocking
+
+    gw = blocking.makegateway(f"popen//execmodel={execmodel}")
+    pid = gw.remoteinfo["pid"]
+    ch = gw.remote_exec(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(30)"
+    )
+    with pytest.raises(txexecnet.GatewayClosed) as info:
+        ch.receive(timeout=10)
+    assert "signal 15" in str(info.value) or "SIGTERM" in str(info.value), str(info.value)
+    wait_until(lambda: not alive(pid), timeout=10, what="the remote to end")
+    gw.exit()

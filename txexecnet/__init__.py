@@ -7,25 +7,78 @@ The Twisted API returns Deferreds; L{txexecnet.blocking} mirrors it with
 plain return values for scripts.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from ._remote import dumps as _dumps, loads as _loads
-from .channel import NO_ENDMARKER_WANTED, Channel
-from .errors import (
-    AuthenticationError,
-    DataFormatError,
-    DumpError,
-    GatewayClosed,
-    GatewayStartError,
-    HostKeyError,
-    LoadError,
-    ProtocolError,
-    RemoteError,
-    TimeoutError,
-)
-from .constructors import PopenGateway, SocketGateway, SshGateway, ThreadGateway, makegateway
-from .gateway import Gateway
-from .group import Group, default_group
-from .multichannel import MultiChannel
-from .xspec import XSpec
+
+if TYPE_CHECKING:
+    from .channel import NO_ENDMARKER_WANTED, Channel
+    from .constructors import (
+        PopenGateway,
+        SocketGateway,
+        SshGateway,
+        ThreadGateway,
+        makegateway,
+    )
+    from .errors import (
+        AuthenticationError,
+        DataFormatError,
+        DumpError,
+        GatewayClosed,
+        GatewayStartError,
+        HostKeyError,
+        LoadError,
+        ProtocolError,
+        RemoteError,
+        TimeoutError,
+    )
+    from .gateway import Gateway
+    from .group import Group, default_group
+    from .multichannel import MultiChannel
+    from .xspec import XSpec
+
+#: Where each name of the package lives: imported on first use, so that
+#: importing a part of txexecnet (the pytest plugin in a test worker, the
+#: remote runtime's serializer) does not import Twisted.
+_HOMES = {
+    "Channel": ".channel",
+    "NO_ENDMARKER_WANTED": ".channel",
+    "PopenGateway": ".constructors",
+    "SocketGateway": ".constructors",
+    "SshGateway": ".constructors",
+    "ThreadGateway": ".constructors",
+    "makegateway": ".constructors",
+    "AuthenticationError": ".errors",
+    "DataFormatError": ".errors",
+    "DumpError": ".errors",
+    "GatewayClosed": ".errors",
+    "GatewayStartError": ".errors",
+    "HostKeyError": ".errors",
+    "LoadError": ".errors",
+    "ProtocolError": ".errors",
+    "RemoteError": ".errors",
+    "TimeoutError": ".errors",
+    "Gateway": ".gateway",
+    "Group": ".group",
+    "default_group": ".group",
+    "MultiChannel": ".multichannel",
+    "XSpec": ".xspec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'txexecnet' has no attribute {name!r}")
+    value = getattr(import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __version__ = "0.1.0"
 

@@ -1690,7 +1690,7 @@ def _interrupt(ident, exception=KeyboardInterrupt):
 
 
 class ParentGone(Exception):
-    """The process that started this one has died (or sent C{SIGTERM})."""
+    """The process that started this one has died (or fell silent)."""
 
 
 #: Whether the main thread serves a gateway's frames: only then does
@@ -1698,7 +1698,7 @@ class ParentGone(Exception):
 #: signal handler, and written where an exception would be caught); and
 #: whether the parent is known gone (the signal may come twice, see
 #: L{_forward_to_main_thread}).
-_main_thread = {"reads": False, "gone": False}
+_main_thread = {"reads": False, "gone": False, "parent": None, "asked": False}
 
 
 def _parent_gone(signum, frame):
@@ -1707,6 +1707,15 @@ def _parent_gone(signum, frame):
     # (unless it is under way: the stream usually ends too).  That shutdown
     # gets a bound of its own, whatever it runs into.
     if _main_thread["gone"]:
+        return
+    if not _main_thread["asked"] and os.getppid() == _main_thread["parent"]:
+        # The parent lives (the kernel reparents an orphan before it sends
+        # the parent-death signal): someone sent SIGTERM, which ends this
+        # process as it ends any.
+        import signal
+
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
         return
     _main_thread["gone"] = True
     _exit_after(SHUTDOWN_GRACE + INTERRUPT_GRACE + EXIT_GRACE, 1)
@@ -1755,7 +1764,7 @@ def _die_with_parent():
     """
     import signal
 
-    parent = os.getppid()
+    parent = _main_thread["parent"] = os.getppid()
 
     def ask():
         # In the thread that lives on waiting for the signal: the request is
@@ -1777,6 +1786,7 @@ def _die_with_parent():
 def _end_as_if_parent_gone():
     import signal
 
+    _main_thread["asked"] = True
     os.kill(os.getpid(), signal.SIGTERM)
 
 

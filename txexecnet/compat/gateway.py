@@ -55,8 +55,8 @@ class Gateway(blocking.Gateway):
 
     @ivar spec: the L{txexecnet.compat.XSpec} it was made from.
     @ivar group: the L{txexecnet.compat.Group} it belongs to.
-    @ivar remoteaddress: C{[user@]host} of an ssh gateway, C{host:port} of
-        a socket gateway.
+    @ivar remoteaddress: the C{ssh=} value of an ssh gateway, C{host:port}
+        of a socket gateway.
     @ivar execmodel: this side's L{ExecModel}.
     @ivar remote_execmodel: the remote side's L{ExecModel}.
     """
@@ -78,7 +78,11 @@ class Gateway(blocking.Gateway):
         """
         if self._cache_rinfo is None or update:
             if update:
-                info = self.remote_exec(_RINFO_SOURCE).receive()
+                channel = self.remote_exec(_RINFO_SOURCE)
+                info = channel.receive()
+                # Until its code has ended, a main_thread_only remote refuses
+                # the next remote_exec.
+                channel.waitclose()
             else:
                 # What the remote side said in its hello: no remote_exec,
                 # which a main thread busy under main_thread_only would refuse.

@@ -113,6 +113,34 @@ class Channel(blocking.Channel):
     RemoteError = RemoteError
     TimeoutError = TimeoutError
 
+    def receive(self, timeout: float | None = None) -> Any:
+        """
+        The next item, as L{blocking.Channel.receive}, but for a gateway that
+        went away: that is a L{GatewayLost}, an C{EOFError} (as in execnet,
+        whose iteration over a channel then ends).
+
+        @param timeout: seconds to wait; C{None} waits for ever.
+        """
+        try:
+            return super().receive(timeout)
+        except GatewayClosed as e:
+            raise GatewayLost(str(e)).with_traceback(None) from None
+
+    def waitclose(self, timeout: float | None = None) -> None:
+        """
+        Wait until the other side has closed; raise its L{RemoteError}, or
+        a L{GatewayLost} if the gateway went away.
+
+        @param timeout: seconds to wait; C{None} waits for ever.
+        """
+        # The blocking channel's waitclose is derived at run time, where
+        # type checkers do not see it.
+        waitclose = getattr(blocking.Channel, "waitclose")
+        try:
+            waitclose(self, timeout)
+        except GatewayClosed as e:
+            raise GatewayLost(str(e)).with_traceback(None) from None
+
     def _getremoteerror(self) -> BaseException | None:
         """
         Why the other side closed: the L{RemoteError} of its exception, a
@@ -120,6 +148,8 @@ class Channel(blocking.Channel):
         close (or a channel still open).
         """
         error = self.endError()
+        if isinstance(error, GatewayLost):
+            return error
         if isinstance(error, GatewayClosed):
             return GatewayLost(str(error))
         if isinstance(error, RemoteError):

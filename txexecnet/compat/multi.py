@@ -17,7 +17,6 @@ from .. import blocking
 from ..errors import AuthenticationError, GatewayStartError, HostKeyError
 from ..transports.registry import kindFor
 from ..transports.socket import SocketTransport
-from ..transports.ssh.options import parseCommandLine
 from .gateway import Gateway
 from .gateway_base import ExecModel, WorkerPool, get_execmodel
 from .gateway_bootstrap import HostNotFound
@@ -157,7 +156,7 @@ class Group(blocking.Group):
         gateway.spec = xspec
         gateway.group = self
         if xspec.ssh:
-            gateway.remoteaddress = parseCommandLine(xspec.ssh)[0]
+            gateway.remoteaddress = xspec.ssh
         elif xspec.socket:
             gateway.remoteaddress = str(xspec.socket) if transport is None else transport.address
         gateway.execmodel = self.execmodel
