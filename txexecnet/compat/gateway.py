@@ -11,6 +11,7 @@ from typing import Any
 from twisted.internet import defer
 
 from .. import blocking
+from ..gateway import DEFAULT_EXIT_TIMEOUT
 from ..errors import TimeoutError
 from .gateway_base import Channel, ExecModel, get_execmodel
 
@@ -104,6 +105,22 @@ class Gateway(blocking.Gateway):
     def __repr__(self) -> str:
         state = "closed" if self.isTerminated() else "receive-live"
         return f"<Gateway id={self.id!r} {state}, {self.remote_execmodel.backend} model>"
+
+    def exit(self, timeout: float = DEFAULT_EXIT_TIMEOUT) -> None:
+        """
+        Ask the remote side to end, and return, as execnet's C{exit} does:
+        L{join} (or the group's C{terminate}) waits for it.  It is killed if
+        it is still running after C{timeout} seconds.
+
+        @param timeout: seconds remote code may go on running.
+        """
+
+        def ask() -> None:
+            # Not waited for: several gateways end at once, as xdist's
+            # teardown (an exit() each, then the group's terminate) expects.
+            self.wrapped.exit(timeout).addErrback(lambda f: None)
+
+        blocking.loop.call(ask)
 
     def hasreceiver(self) -> bool:
         """Whether the remote side is still there to talk to."""
