@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -69,16 +68,23 @@ def sshSpec(sshd) -> str:
     return f"ssh={options} {sshd.user}@127.0.0.1//python={REMOTE_PYTHON}"
 
 
+def throughHop(spec):
+    """A spec factory that first starts the popen gateway C{hop}, which C{spec} names."""
+
+    def make(group, request):
+        group.makegateway("popen//id=hop")
+        return spec
+
+    return make
+
+
 #: How to get an execnet spec for each transport, given the group and the request.
 SPECS = {
     "popen": lambda group, request: "popen",
-    "via": lambda group, request: (group.makegateway("popen//id=hop"), "popen//via=hop")[1],
+    "via": throughHop("popen//via=hop"),
     "ssh": lambda group, request: sshSpec(request.getfixturevalue("sshd")),
     "socket": lambda group, request: request.getfixturevalue("execnet_server").spec(),
-    "installvia": lambda group, request: (
-        group.makegateway("popen//id=hop"),
-        "socket//installvia=hop",
-    )[1],
+    "installvia": throughHop("socket//installvia=hop"),
     "execnet-socketserver": lambda group, request: request.getfixturevalue("execnet_socketserver"),
 }
 
@@ -447,18 +453,31 @@ def pytest_xdist_newgateway(gateway):
 """
 
 
+def runXdist(cwd, *args, **env):
+    """pytest with the plugin in C{cwd}, outside this run's PYTEST_ settings: its status and output."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    environ.update(env)
+    command = [sys.executable, "-m", "pytest", "-p", "txexecnet.xdist", "-p", "no:cacheprovider"]
+    out = subprocess.run(
+        command + list(args), cwd=cwd, env=environ, capture_output=True, text=True, timeout=120
+    )
+    return out.returncode, out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("dist", ["load", "loadscope", "worksteal", "each"])
 def test_pytest_xdist_runs_its_workers_on_txexecnet(tmp_path, dist):
     (tmp_path / "test_x.py").write_text(XDIST_TESTS)
     (tmp_path / "conftest.py").write_text(XDIST_CONFTEST)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["CRASH"] = "1" if dist == "load" else ""
-    args = [sys.executable, "-m", "pytest", "-p", "txexecnet.xdist", "-n", "2", f"--dist={dist}"]
-    args += ["-p", "no:cacheprovider", "-s", "--max-worker-restart=1", "-rf"]
-    start = time.monotonic()
-    out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert time.monotonic() - start < 120
-    text = out.stdout + out.stderr
+    status, text = runXdist(
+        tmp_path,
+        "-n",
+        "2",
+        f"--dist={dist}",
+        "-s",
+        "--max-worker-restart=1",
+        "-rf",
+        CRASH="1" if dist == "load" else "",
+    )
     assert text.count("GATEWAY txexecnet.compat.gateway") >= 2, text
     assert "a failure reported from a worker" in text
     if dist == "load":
@@ -467,17 +486,7 @@ def test_pytest_xdist_runs_its_workers_on_txexecnet(tmp_path, dist):
         assert "26 passed" in text and "2 failed" in text, text
     else:
         assert "13 passed" in text and "1 failed" in text, text
-    assert out.returncode == 1
-
-
-def runXdist(cwd, *args):
-    """pytest with the plugin in C{cwd}; its output, after checking it ran on txexecnet."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    command = [sys.executable, "-m", "pytest", "-p", "txexecnet.xdist", "-p", "no:cacheprovider"]
-    out = subprocess.run(
-        command + list(args), cwd=cwd, env=environ, capture_output=True, text=True, timeout=120
-    )
-    return out.returncode, out.stdout + out.stderr
+    assert status == 1
 
 
 def test_pytest_xdist_over_ssh_with_rsyncdir_and_over_an_authenticated_daemon(

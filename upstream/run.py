@@ -48,6 +48,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+# What the project's tests know of processes: our children, zombies too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from processes import children  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CACHE = Path(
@@ -230,25 +234,6 @@ def becomeSubreaper() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def children() -> dict[int, str]:
-    """Our child processes (orphans of a run included): pid -> command line."""
-    me = str(os.getpid())
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        if fields[1] == me:
-            found[int(entry)] = f"[{fields[0]}] {cmdline[:120]}"
-    return found
-
-
 def reapLeftovers() -> list[str]:
     """Kill (by pid) and reap whatever a run left behind; say what it was."""
 
@@ -308,14 +293,9 @@ def environment(suite: Suite, mode: str, via: str) -> dict[str, str]:
     return env
 
 
-def checkCompat(env: dict[str, str], suite: Suite, via: str) -> str | None:
-    """Why compat runs cannot start, or None if `import execnet` is txexecnet's."""
-    if via == "site":
-        code = "import execnet; print(execnet.__name__, execnet.__file__)"
-    else:
-        plugin = "txexecnet.xdist" if suite.name == "xdist" else "txexecnet_upstream_compat"
-        code = f"import {plugin}; import execnet; print(execnet.__name__, execnet.__file__)"
-    probe = subprocess.run(
+def runProbe(env: dict[str, str], suite: Suite, code: str) -> subprocess.CompletedProcess[str]:
+    """Run C{code} with the suites' interpreter, where and as a run of C{suite} would."""
+    return subprocess.run(
         [str(VPYTHON), "-c", code],
         check=False,
         cwd=suite.root,
@@ -324,6 +304,16 @@ def checkCompat(env: dict[str, str], suite: Suite, via: str) -> str | None:
         text=True,
         timeout=120,
     )
+
+
+def checkCompat(env: dict[str, str], suite: Suite, via: str) -> str | None:
+    """Why compat runs cannot start, or None if `import execnet` is txexecnet's."""
+    if via == "site":
+        code = "import execnet; print(execnet.__name__, execnet.__file__)"
+    else:
+        plugin = "txexecnet.xdist" if suite.name == "xdist" else "txexecnet_upstream_compat"
+        code = f"import {plugin}; import execnet; print(execnet.__name__, execnet.__file__)"
+    probe = runProbe(env, suite, code)
     if probe.returncode != 0:
         return (
             "txexecnet.compat is not usable (compat runs need txexecnet/compat/ with install()):\n"
@@ -342,15 +332,7 @@ def checkReal(env: dict[str, str], suite: Suite) -> str | None:
         " print(*[e.value for e in m.entry_points(group='pytest11')"
         " if e.value.startswith('txexecnet')])"
     )
-    probe = subprocess.run(
-        [str(VPYTHON), "-c", code],
-        check=False,
-        cwd=suite.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    probe = runProbe(env, suite, code)
     if probe.returncode != 0:
         return f"'import execnet' fails:\n{probe.stderr.strip()}"
     where, _, plugins = probe.stdout.partition("\n")
