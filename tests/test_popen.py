@@ -160,7 +160,7 @@ async def test_exit_is_clean_and_idempotent():
 
 
 @pytest_twisted.ensureDeferred
-async def test_remote_stderr_reaches_log_with_gateway_id(popen_gw):
+async def test_remote_output_reaches_the_log_with_gateway_id_and_stream(popen_gw):
     events = []
     globalLogPublisher.addObserver(events.append)
     try:
@@ -169,13 +169,17 @@ async def test_remote_stderr_reaches_log_with_gateway_id(popen_gw):
         )
         await ch.receive(T)
         for _ in range(100):
-            lines = {e.get("line") for e in events if e.get("gateway") == popen_gw.id}
-            if {"printed line", "stderr line"} <= lines:
+            lines = {
+                (e["stream"], e["text"])
+                for e in events
+                if e.get("remote_output") and e.get("gateway") == popen_gw.id
+            }
+            if len(lines) >= 2:
                 break
             await sleep(0.02)
     finally:
         globalLogPublisher.removeObserver(events.append)
-    assert {"printed line", "stderr line"} <= lines
+    assert {("stdout", "printed line"), ("stderr", "stderr line")} <= lines
 
 
 async def _write_raw_frame(gw, frame):

@@ -25,7 +25,8 @@ from twisted.python import usage
 import txexecnet
 from fixtures_server import TWISTD, WAIT, shared_daemon, wait_until
 from processes import alive
-from txexecnet import GatewayClosed, GatewayStartError, RemoteError, tap
+from txexecnet import GatewayClosed, GatewayStartError, RemoteError, RemoteOutput, tap
+
 from txexecnet._remote import CHANNEL_DATA, HEADER, HEADER_SIZE
 from txexecnet import bootstrap
 from txexecnet.bootstrap import sourceBootstrap
@@ -206,11 +207,14 @@ async def test_ipv6_loopback(start_daemon):
     port = int(daemon.addresses[0].rsplit(":", 1)[1])
     assert daemon.addresses == [f"tcp:[::1]:{port}"]
     gw = await txexecnet.SocketGateway("::1", port)
-    ch = gw.remote_exec("import sys\nprint('printed', 123)\nsys.stderr.write('written 456\\n')")
+    taken: list[RemoteOutput] = []
+    gw.output = taken.append
+    ch = gw.remote_exec("import os\nprint('printed', 123)\nos.write(2, b'written 456\\n')")
     await ch.waitclose(T)
     await gw.exit(timeout=T)
-    # What remote code prints goes to the daemon's log, tagged with the connection.
-    await daemon.wait_for_log(r"\[c1\] printed 123")
+    # What remote code prints goes to the client, which its close follows...
+    assert [(o.stream, o.text) for o in taken] == [("stdout", "printed 123\n")]
+    # ...and what is written to fd 2 to the daemon's log, tagged with the connection.
     await daemon.wait_for_log(r"\[c1\] written 456")
     assert "anyone who can connect can run code" in daemon.log()
 

@@ -123,7 +123,7 @@ async def test_ipv6(sshd):
 
 
 @pytest_twisted.ensureDeferred
-async def test_remote_stderr_reaches_the_log_with_the_gateway_id(sshd):
+async def test_remote_output_reaches_the_log_with_the_gateway_id(sshd):
     events = []
     globalLogPublisher.addObserver(events.append)
     try:
@@ -133,10 +133,9 @@ async def test_remote_stderr_reaches_the_log_with_the_gateway_id(sshd):
         await gw.exit()
     finally:
         globalLogPublisher.removeObserver(events.append)
-    lines = [(e["gateway"], e["line"]) for e in events if e.get("remote_stderr")]
-    assert ("stderrgw", "to stderr") in lines
-    # Remote stdout is pointed at stderr: it reaches the log, not the frames.
-    assert ("stderrgw", "to stdout") in lines
+    lines = [(e["gateway"], e["stream"], e["text"]) for e in events if e.get("remote_output")]
+    assert ("stderrgw", "stderr", "to stderr") in lines
+    assert ("stderrgw", "stdout", "to stdout") in lines
 
 
 @pytest_twisted.ensureDeferred

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .gateway import Gateway
     from .group import Group, default_group
     from .multichannel import MultiChannel
+    from .output import ChannelOutput, OutputWriter, RemoteOutput
     from .xspec import XSpec
 
 #: Where each name of the package lives: imported on first use, so that
@@ -63,6 +64,9 @@ _HOMES = {
     "Group": ".group",
     "default_group": ".group",
     "MultiChannel": ".multichannel",
+    "ChannelOutput": ".output",
+    "OutputWriter": ".output",
+    "RemoteOutput": ".output",
     "XSpec": ".xspec",
 }
 
@@ -85,6 +89,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationError",
     "Channel",
+    "ChannelOutput",
     "DataFormatError",
     "DumpError",
     "Gateway",
@@ -95,11 +100,13 @@ __all__ = [
     "LoadError",
     "MultiChannel",
     "NO_ENDMARKER_WANTED",
+    "OutputWriter",
     "PopenGateway",
     "SocketGateway",
     "SshGateway",
     "ProtocolError",
     "RemoteError",
+    "RemoteOutput",
     "ThreadGateway",
     "TimeoutError",
     "XSpec",

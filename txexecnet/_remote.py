@@ -38,6 +38,12 @@ CHANNEL_CREDIT = 7
 HEARTBEAT = 8
 CHANNEL_CANCEL = 9
 GATEWAY_STATUS = 10
+#: What remote code wrote: a stream byte (L{STDOUT}, L{STDERR}), then UTF-8 text.
+OUTPUT = 11
+#: Local to remote: bytes of output (and log records) taken, as C{CREDIT}.
+OUTPUT_CREDIT = 12
+#: A record of the remote C{logging} module, serialized as a dict.
+LOG_RECORD = 13
 
 MESSAGE_NAMES = {
     HELLO: "HELLO",
@@ -51,7 +57,15 @@ MESSAGE_NAMES = {
     HEARTBEAT: "HEARTBEAT",
     CHANNEL_CANCEL: "CHANNEL_CANCEL",
     GATEWAY_STATUS: "GATEWAY_STATUS",
+    OUTPUT: "OUTPUT",
+    OUTPUT_CREDIT: "OUTPUT_CREDIT",
+    LOG_RECORD: "LOG_RECORD",
 }
+
+#: The streams of an OUTPUT frame.
+STDOUT = 1
+STDERR = 2
+STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
 
 #: How remote code runs: each remote_exec in a thread of its own, or one
 #: at a time in the interpreter's main thread (signal handlers, GUI
@@ -1052,12 +1066,266 @@ def makefile(channel, mode="w", proxyclose=False):
 
 
 # ---------------------------------------------------------------------------
+# Remote output: what remote code writes to sys.stdout and sys.stderr, and
+# what is written to fd 1, travels in OUTPUT frames of its own, counted
+# against a window as channel items are.
+# ---------------------------------------------------------------------------
+
+#: Characters a stream holds, short of a newline, before it sends them.
+OUTPUT_BUFFER = 8192
+#: Characters in one OUTPUT frame at most: a long write goes as several.
+OUTPUT_CHUNK = 65536
+_STREAM_BYTES = {STDOUT: b"\x01", STDERR: b"\x02"}
+
+
+class _OutputTarget(object):
+    """Where a thread running remote code writes: its gateway and channel."""
+
+    def __init__(self, gateway, cid):
+        self.gateway = gateway
+        self.cid = cid
+        self.buffers = {STDOUT: [], STDERR: []}
+        self.sizes = {STDOUT: 0, STDERR: 0}
+
+    def flush(self, stream, fallback, wait=True):
+        buffered = self.buffers[stream]
+        if not buffered:
+            return
+        text = "".join(buffered)
+        del buffered[:]
+        self.sizes[stream] = 0
+        try:
+            self.gateway._send_output(self.cid, stream, text, wait)
+        except (IOError, OSError):
+            # The local side is gone: the stream replaced is all there is.
+            if fallback is not None:
+                fallback.write(text)
+
+
+class OutputStream(object):
+    """
+    C{sys.stdout} or C{sys.stderr} of remote code.  In a thread that runs a
+    remote_exec, what is written goes to the local side tagged with the
+    channel, line-buffered; in any other thread, to the stream it replaced.
+    A thread's target is kept in C{route}, a C{threading.local} shared by
+    every runtime in the process (a socket server may run several).
+    """
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
+    line_buffering = True
+    closed = False
+
+    def __init__(self, stream, fallback, route):
+        self._stream = stream
+        self.fallback = fallback
+        self.route = route
+        self.name = "<%s>" % STREAM_NAMES[stream]
+
+    def write(self, text):
+        target = getattr(self.route, "target", None)
+        if target is None:
+            if self.fallback is None:
+                return len(text)
+            return self.fallback.write(text)
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        stream = self._stream
+        target.buffers[stream].append(text)
+        target.sizes[stream] += len(text)
+        if "\n" in text or target.sizes[stream] > OUTPUT_BUFFER:
+            target.flush(stream, self.fallback)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self, wait=True):
+        target = getattr(self.route, "target", None)
+        if target is not None:
+            target.flush(self._stream, self.fallback, wait)
+        elif self.fallback is not None:
+            self.fallback.flush()
+
+    @property
+    def buffer(self):
+        return _OutputBuffer(self)
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def readable(self):
+        return False
+
+    def seekable(self):
+        return False
+
+    def fileno(self):
+        if self.fallback is None:
+            raise OSError("no file descriptor")
+        return self.fallback.fileno()
+
+    def __getattr__(self, name):
+        # What else code asks of a text stream (reconfigure, newlines...).
+        return getattr(self.fallback, name)
+
+
+class _OutputBuffer(object):
+    """C{sys.stdout.buffer} of remote code: bytes, written as UTF-8 text."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, data):
+        self._stream.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self):
+        self._stream.flush()
+
+
+def _capture_output():
+    """
+    Put L{OutputStream}s in place of C{sys.stdout} and C{sys.stderr}, once
+    per process; return the route they share.
+    """
+    current = sys.stdout
+    if type(current).__name__ == "OutputStream":
+        return current.route
+    route = threading.local()
+    sys.stdout = OutputStream(STDOUT, current, route)
+    sys.stderr = OutputStream(STDERR, sys.stderr, route)
+    return route
+
+
+def _flush_thread_output(wait=True):
+    """Send what this thread's streams hold (before its code ends, or exits)."""
+    for stream in (sys.stdout, sys.stderr):
+        if type(stream).__name__ == "OutputStream":
+            stream.flush(wait)
+
+
+class _FdPump(object):
+    """
+    Sends what is written to fd 1, which is a pipe this runtime reads, as
+    OUTPUT frames: what C code and child processes print, with no channel.
+    """
+
+    def __init__(self, gateway, rfd):
+        import codecs
+
+        self._gateway = gateway
+        self._rfd = rfd
+        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        self._lock = threading.Lock()
+        os.set_blocking(rfd, False)
+
+    def run(self):
+        import select
+
+        while True:
+            try:
+                select.select([self._rfd], [], [])
+            except (OSError, ValueError):
+                return
+            if not self.drain(True):
+                return
+
+    def drain(self, wait=False):
+        """
+        Send what the pipe holds: a read's worth when C{wait}ing for the
+        window, else all of it, at once (the process is about to end).
+        Return whether the pipe is still open.
+        """
+        if not self._lock.acquire(True, -1 if wait else 1.0):
+            return True
+        try:
+            data = []
+            open_ = True
+            while True:
+                try:
+                    chunk = os.read(self._rfd, 65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    open_ = False
+                    break
+                if not chunk:
+                    open_ = False
+                    break
+                data.append(chunk)
+                if wait:
+                    break
+            text = self._decode(b"".join(data), not open_)
+            if text:
+                try:
+                    self._gateway._send_output(0, STDOUT, text, wait)
+                except (IOError, OSError):
+                    os.write(2, text.encode("utf-8", "backslashreplace"))
+            return open_
+        finally:
+            self._lock.release()
+
+
+def _forward_logging(gateway, level):
+    """
+    Send the records of this interpreter's C{logging} at C{level} and up
+    to the local side, tagged with the channel whose code logged them.
+    """
+    import logging
+
+    route = gateway._route
+
+    class Forward(logging.Handler):
+        def emit(self, record):
+            if record.name.startswith("txexecnet.remote."):
+                return  # the local side's own: never sent back
+            try:
+                exc_text = record.exc_text
+                if record.exc_info and not exc_text:
+                    exc_text = logging.Formatter().formatException(record.exc_info)
+                target = getattr(route, "target", None)
+                data = dumps(
+                    {
+                        "name": record.name,
+                        "levelno": record.levelno,
+                        "levelname": record.levelname,
+                        "msg": record.getMessage(),
+                        "created": record.created,
+                        "exc_text": exc_text,
+                        "stack_info": record.stack_info,
+                        "pathname": str(record.pathname),
+                        "lineno": record.lineno,
+                        "funcName": str(record.funcName),
+                        "threadName": str(record.threadName),
+                        "process": record.process,
+                    }
+                )
+                gateway._send_counted(LOG_RECORD, 0 if target is None else target.cid, [data])
+            except (IOError, OSError):
+                pass  # the local side is gone
+            except Exception:
+                self.handleError(record)
+
+    root = logging.getLogger()
+    root.addHandler(Forward(level))
+    if root.level > level:
+        root.setLevel(level)
+
+
+# ---------------------------------------------------------------------------
 # The remote gateway: a reader loop, and one thread per remote_exec.
 # ---------------------------------------------------------------------------
 
 
 class FileIO(object):
     """Frame I/O over a pair of file descriptors (the popen and ssh case)."""
+
+    output_fd = None  # see popen_io
 
     def __init__(self, rfd, wfd):
         self._rfd = rfd
@@ -1092,6 +1360,8 @@ class FileIO(object):
 
 class SocketIO(object):
     """Frame I/O over a connected stream socket (thread and socket gateways)."""
+
+    output_fd = None
 
     def __init__(self, sock):
         self._sock = sock
@@ -1134,21 +1404,28 @@ class SocketIO(object):
 def popen_io():
     """
     Move the protocol off fds 0 and 1 so that user code printing to stdout,
-    or a C library writing to fd 1, cannot corrupt the frame stream: fd 1 is
-    pointed at stderr (which the local side logs) and fd 0 at /dev/null.
+    or a C library writing to fd 1, cannot corrupt the frame stream: fd 0
+    is pointed at /dev/null and fd 1 at a pipe whose other end, the
+    C{output_fd} of the L{FileIO} returned, this runtime reads and sends on
+    as output.  fd 2 stays the process's stderr: what a crash writes there
+    reaches the local side even when this runtime cannot send it.
     """
     rfd = os.dup(0)
     wfd = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    os.dup2(2, 1)
-    for fd in (rfd, wfd):
+    output_fd, output_wfd = os.pipe()
+    os.dup2(output_wfd, 1)
+    os.close(output_wfd)
+    for fd in (rfd, wfd, output_fd):
         try:
             os.set_inheritable(fd, False)
         except AttributeError:  # pragma: no cover
             pass
-    return FileIO(rfd, wfd)
+    io = FileIO(rfd, wfd)
+    io.output_fd = output_fd
+    return io
 
 
 #: Seconds the reader thread leaves the reading to threads that receive,
@@ -1178,8 +1455,17 @@ class RemoteGateway(object):
         heartbeat=0.0,
         execmodel="thread",
         id="gw-worker",
+        route=None,
     ):
         self._io = io
+        # Output: the route of the streams remote code writes to (None when
+        # they are left alone), and the bytes of output sent and taken.
+        self._route = route
+        self._out_sent = 0
+        self._out_acked = 0
+        self._out_lock = threading.Lock()
+        self._out_credited = threading.Condition(self._out_lock)
+        self._dispatcher = None  # the thread reading frames right now
         self._execmodel = execmodel
         # What execnet's remote gateways offer remote code.
         self.id = id
@@ -1261,6 +1547,28 @@ class RemoteGateway(object):
             if self._writeclosed:
                 raise IOError("the gateway is closed")
             self._io.write([header] + parts, HEADER_SIZE + size)
+
+    def _send_output(self, cid, stream, text, wait=True):
+        """Send C{text} that channel C{cid}'s code (0: no channel's) wrote to C{stream}."""
+        for start in range(0, len(text), OUTPUT_CHUNK):
+            data = text[start : start + OUTPUT_CHUNK].encode("utf-8", "backslashreplace")
+            self._send_counted(OUTPUT, cid, [_STREAM_BYTES[stream], data], wait)
+
+    def _send_counted(self, msgtype, cid, parts, wait=True):
+        """
+        Send output or a log record, counted against the window: unless
+        told not to C{wait}, wait while the local side holds a window's
+        worth it has not taken.  The thread that reads frames never waits:
+        it is the one that would read the credit.
+        """
+        size = sum(map(len, parts))
+        window = self._window
+        with self._out_lock:
+            if window and wait and self._dispatcher != _get_ident():
+                while self._out_sent - self._out_acked >= window and not self._ended:
+                    self._wait_for_reader(self._out_credited.wait, WINDOW_WARNING)
+            self._out_sent += size
+        self._send(msgtype, cid, parts, size)
 
     def _log_exception(self, what, error):
         import traceback
@@ -1370,6 +1678,7 @@ class RemoteGateway(object):
         it: C{_reading} is set) and wake whoever should read next.
         """
         more = False
+        self._dispatcher = _get_ident()
         try:
             n = self._io.readinto(self._frames.room())
             if n:
@@ -1379,6 +1688,7 @@ class RemoteGateway(object):
                 raise ProtocolError("stream ended inside a frame")
         except Exception as e:
             self._end_error = e
+        self._dispatcher = None
         with self._readlock:
             self._reading = False
             self._reads += 1
@@ -1388,6 +1698,13 @@ class RemoteGateway(object):
                 self._role_free.notify()
             if self._blocked or self._reader_idle or not more:
                 self._reader_wait.notify_all()
+        if not more:
+            self._wake_output()
+
+    def _wake_output(self):
+        """The stream has ended: output waiting for the window waits no more."""
+        with self._out_lock:
+            self._out_credited.notify_all()
 
     def _next_item(self, items, timeout):
         """
@@ -1457,6 +1774,12 @@ class RemoteGateway(object):
                 ch = self._channels.get(cid)
             if ch is not None:
                 ch._credit(CREDIT.unpack(payload)[0])
+        elif msgtype == OUTPUT_CREDIT:
+            if len(payload) != CREDIT.size:
+                raise ProtocolError("a credit frame of %d bytes" % len(payload))
+            with self._out_lock:
+                self._out_acked += CREDIT.unpack(payload)[0]
+                self._out_credited.notify_all()
         elif msgtype == CHANNEL_EXEC:
             self._start_exec(cid, bytes(payload))
         elif msgtype == CHANNEL_CLOSE or msgtype == CHANNEL_LAST_MESSAGE:
@@ -1573,6 +1896,8 @@ class RemoteGateway(object):
                         self._running[cid] = ident
                 if early:
                     raise KeyboardInterrupt
+                if self._route is not None:
+                    self._route.target = _OutputTarget(self, cid)
                 source, filename, call_name, kwargs = loads(payload, self._get_channel)
                 code = compile(source, filename, "exec")
                 namespace = {"channel": channel, "__name__": "__channelexec__"}
@@ -1580,7 +1905,14 @@ class RemoteGateway(object):
                 if call_name:
                     namespace[call_name](channel, **kwargs)
             finally:
-                self._leave_code(cid)
+                try:
+                    if self._route is not None:
+                        # Before the close: whoever sees it has all the output.
+                        _flush_thread_output()
+                finally:
+                    if self._route is not None:
+                        self._route.target = None
+                    self._leave_code(cid)
         except KeyboardInterrupt:
             self._leave_code(cid)
             self._close_channel(channel, "KeyboardInterrupt")
@@ -1646,6 +1978,7 @@ class RemoteGateway(object):
         finished = self._end_code()
         with self._writelock:
             self._writeclosed = True
+        self._wake_output()
         self._io.close()
         return finished
 
@@ -1657,10 +1990,11 @@ class RemoteGateway(object):
 
 
 def _say(text):
-    """Write to stderr (the local side's log), if anyone still reads it."""
+    """Write to the process's stderr (the local side's log), if anyone still reads it."""
+    stderr = sys.__stderr__ or sys.stderr
     try:
-        sys.stderr.write("txexecnet remote: " + text)
-        sys.stderr.flush()
+        stderr.write("txexecnet remote: " + text)
+        stderr.flush()
     except (OSError, ValueError):
         pass
 
@@ -1883,13 +2217,16 @@ def configure(config):
         os.nice(int(nice))
 
 
-def serve(io, config=None, after_hello=None, on_silence=None):
+def serve(io, config=None, after_hello=None, on_silence=None, route=None):
     """
     Run a remote gateway on C{io} until the local side lets go; return
     whether all its exec threads have ended.
 
     @param on_silence: what to do when heartbeats are on and the local side
         falls silent (default: end C{io}, which a socket's readers see).
+    @param route: the route of L{OutputStream}s to send what remote code
+        writes through (see L{_capture_output}); C{None} leaves its output
+        where it goes (a thread gateway's is the local process's own).
     """
     config = config or {}
     configure(config)
@@ -1900,10 +2237,47 @@ def serve(io, config=None, after_hello=None, on_silence=None):
         config.get("heartbeat", 0.0),
         config.get("execmodel", "thread"),
         config.get("id", "gw-worker"),
+        route,
     )
     if gateway._heartbeat:
         gateway.watch_heartbeats(on_silence or io.abort)
-    return gateway.serve(_hello_info(), after_hello)
+
+    def started():
+        # Before any remote_exec can run, but off the way to the hello.
+        if route is not None and config.get("logging"):
+            _forward_logging(gateway, config["logging"])
+        if io.output_fd is not None:
+            pump = _FdPump(gateway, io.output_fd)
+            _exiting["pump"] = pump
+            _start_thread(pump.run, ())
+        if after_hello is not None:
+            after_hello()
+
+    return gateway.serve(_hello_info(), started)
+
+
+#: What L{_exit_flushing} sends on before the process ends.
+_exiting = {"pump": None}
+
+
+def _exit_flushing(exit):
+    """
+    C{os._exit} for remote code: what this thread has written, and what
+    waits in the fd 1 pipe, goes to the local side before the process ends.
+    """
+
+    def _exit(status):
+        try:
+            _flush_thread_output(False)
+            pump = _exiting["pump"]
+            if pump is not None:
+                pump.drain()
+        except BaseException:
+            pass  # nothing may keep the process from ending
+        exit(status)
+
+    _exit.__doc__ = exit.__doc__
+    return _exit
 
 
 def serve_popen(config=None):
@@ -1912,7 +2286,10 @@ def serve_popen(config=None):
     the process within a bounded time, whatever remote code still does.
     """
     _offer_execnet()
-    finished = serve(popen_io(), config, _die_with_parent, _end_as_if_parent_gone)
+    io = popen_io()
+    route = _capture_output()
+    os._exit = _exit_flushing(os._exit)
+    finished = serve(io, config, _die_with_parent, _end_as_if_parent_gone, route)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -1930,4 +2307,4 @@ def serve_socket(sock, config=None):
     client lets go, and leave the process to the server.
     """
     _offer_execnet()
-    serve(SocketIO(sock), config)
+    serve(SocketIO(sock), config, route=_capture_output())

@@ -47,6 +47,7 @@ from .errors import TimeoutError
 from .eventloop import EventLoop, ReactorThreadError
 from .gateway import DEFAULT_EXIT_TIMEOUT, SEND_BUFFER_LIMIT
 from .interfaces import IChannelEnd, IChannelHost, IFrameReceiver, IProxy
+from .output import OutputWriter
 
 __all__ = [
     "Channel",
@@ -202,7 +203,13 @@ def _derive(twisted: type, direct: tuple[str, ...] = (), exclude: tuple[str, ...
     return decorate
 
 
-@_derive(core_gateway.Gateway, direct=("isTerminated", "sendBacklog"), exclude=("start",))
+# The output plumbing is the transports' and the Deferred API's: a blocking
+# caller gets output through the gateway's output callback.
+@_derive(
+    core_gateway.Gateway,
+    direct=("isTerminated", "sendBacklog"),
+    exclude=("start", "outputOf", "outputTaken", "stderrReceived"),
+)
 class Gateway(_Proxy):
     """
     A gateway with blocking methods: see L{txexecnet.Gateway}.
@@ -240,7 +247,7 @@ _END = object()
 @_derive(
     core_channel.Channel,
     direct=("isclosed", "endError"),
-    exclude=("send", "sendFromThread", "receive", "setcallback"),
+    exclude=("send", "sendFromThread", "receive", "setcallback", "output"),
 )
 class Channel(_Proxy):
     """
@@ -520,7 +527,7 @@ class Group(_Proxy):
 
     def _make(self) -> core_group.Group:
         if self._wrapped is None:
-            self._wrapped = core_group.Group(self._specs, reactor=loop.reactor)
+            self._wrapped = core_group.Group(self._specs, reactor=loop.reactor, output=writeOutput)
             _proxies[id(self._wrapped)] = self
             _groups.add(self._wrapped)
         return self._wrapped
@@ -617,6 +624,10 @@ class RSync:
         except Exception as e:
             raise e.with_traceback(None)  # from the caller's frame: see _inLoop
 
+
+#: Where the facade's gateways write remote output unless told otherwise:
+#: this process's stdout and stderr, each line prefixed C{[gw0] }.
+writeOutput = OutputWriter()
 
 _PROXY_TYPES: dict[type, Any] = {core_gateway.Gateway: Gateway, core_group.Group: Group}
 

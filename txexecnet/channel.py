@@ -31,6 +31,7 @@ from ._remote import (
     makefile,
 )
 from .interfaces import IChannelEnd, IChannelHost
+from .output import ChannelOutput
 
 __all__ = ["Channel", "NO_ENDMARKER_WANTED"]
 
@@ -292,6 +293,18 @@ class Channel:
         if mode == "r":
             return DeferredChannelFileRead(self, proxyclose)
         return makefile(self, mode, proxyclose)
+
+    def output(self) -> ChannelOutput:
+        """
+        What this channel's code writes to C{sys.stdout} and C{sys.stderr}
+        from now on, as an async iterator of C{(stream, text)} pairs
+        (C{stream} is C{"stdout"} or C{"stderr"}), in place of the gateway's
+        L{output<txexecnet.Gateway.output>} handler; it ends once the
+        channel has closed.  Call it right after C{remote_exec} to miss
+        nothing.  Output not taken holds back the remote side's output once
+        a window's worth is waiting.
+        """
+        return self.gateway.outputOf(self.id)
 
     def setcallback(
         self, callback: Callable[[Any], object], endmarker: Any = NO_ENDMARKER_WANTED

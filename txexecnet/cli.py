@@ -13,6 +13,7 @@ wrong (see L{main}).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from .errors import GatewayClosed, GatewayStartError, RemoteError, TimeoutError
+from .output import OutputWriter, RemoteOutput
 
 __all__ = ["main", "EXIT_OK", "EXIT_REMOTE_ERROR", "EXIT_FAILED", "EXIT_INTERRUPTED"]
 
@@ -63,6 +65,7 @@ class _Output:
     def __init__(self, asJson: bool, prefixed: bool) -> None:
         self._json = asJson
         self._prefixed = prefixed
+        self._writer = OutputWriter()
 
     def item(self, gatewayId: str, item: Any) -> None:
         if self._json:
@@ -80,6 +83,12 @@ class _Output:
         if not formatted.endswith("\n"):
             sys.stderr.write("\n")
 
+    def remoteOutput(self, output: RemoteOutput) -> None:
+        if self._json:
+            print(json.dumps(dataclasses.asdict(output)), flush=True)
+        else:
+            self._writer(output)
+
     def failure(self, what: str) -> None:
         if self._json:
             print(json.dumps({"failure": what}), flush=True)
@@ -93,7 +102,7 @@ class _Fleet:
         from .group import Group
 
         self.reactor = reactor
-        self.group = Group(reactor=reactor)
+        self.group = Group(reactor=reactor, output=output.remoteOutput)
         self.output = output
         self.raised: list[str] = []
         self.failed: list[str] = []

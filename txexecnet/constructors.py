@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred
 from ._remote import DEFAULT_MAX_FRAME_SIZE
 from .gateway import Gateway
 from .group import Group, default_group
+from .output import OutputHandler
 from .xspec import XSpec
 
 __all__ = [
@@ -38,6 +39,7 @@ def makegateway(
     reactor: Any = None,
     maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
     group: Group | None = None,
+    output: OutputHandler | None = None,
 ) -> Deferred[Gateway]:
     """
     Start a gateway from an execnet spec string, e.g. C{"popen"},
@@ -50,10 +52,14 @@ def makegateway(
     @param maxFrameSize: the largest frame either side may send.
     @param group: the L{Group} to add the gateway to (default: the default
         group, or a new one when C{reactor} is given).
+    @param output: called with each L{RemoteOutput} of what remote code
+        writes, in place of the group's handler (by default twisted.logger
+        events; in the blocking API, lines on this process's stdout and
+        stderr prefixed with the gateway id).
     @return: a Deferred firing with the ready L{Gateway}.
     @raise ValueError: for a malformed spec, before anything starts.
     """
-    return _groupFor(reactor, group).makegateway(spec, maxFrameSize)
+    return _groupFor(reactor, group).makegateway(spec, maxFrameSize, output=output)
 
 
 def PopenGateway(

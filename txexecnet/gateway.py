@@ -31,7 +31,11 @@ from ._remote import (
     GATEWAY_STATUS,
     HEARTBEAT,
     HELLO,
+    LOG_RECORD,
+    OUTPUT,
+    OUTPUT_CREDIT,
     PROTOCOL_VERSION,
+    STREAM_NAMES,
     DumpError,
     LoadError,
     RemoteError,
@@ -48,8 +52,9 @@ from .interfaces import (
     IProxy,
     IThreadSafeTransport,
 )
+from .output import ChannelOutput, OutputHandler, RemoteOutput, emitLogRecord, logOutput
 from .protocol import FrameProtocol
-from .transports.registry import parseSeconds, parseSize
+from .transports.registry import parseLogLevel, parseSeconds, parseSize
 from .xspec import XSpec
 
 __all__ = ["Gateway", "DEFAULT_EXIT_TIMEOUT", "RemoteStatus", "SEND_BUFFER_LIMIT", "START_TIMEOUT"]
@@ -111,6 +116,9 @@ class Gateway:
         there (the blocking facade hands out its own channels this way).
     @ivar via: the gateway this one was started through (C{via=}), or C{None}.
     @ivar group: the L{txexecnet.Group} it belongs to, or C{None}.
+    @ivar output: the L{OutputHandler} that takes what remote code writes
+        (C{None}: L{logOutput}, events of the twisted.logger namespace
+        C{txexecnet.remote}).
     """
 
     def __init__(
@@ -118,11 +126,13 @@ class Gateway:
         spec: XSpec,
         reactor: Any = None,
         maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        output: OutputHandler | None = None,
     ) -> None:
         """
         @param spec: the spec the gateway is made from (its C{id} names it).
         @param reactor: the reactor to run on (default: the global one).
         @param maxFrameSize: the largest frame either side may send.
+        @param output: what takes remote output (see L{output}).
         """
         if reactor is None:
             from twisted.internet import reactor
@@ -133,6 +143,9 @@ class Gateway:
         self.channelWrapper: Callable[[Channel], Any] | None = None
         self.via: Gateway | None = None
         self.group: Any = None
+        self.output = output
+        self._outputUntold = 0  # bytes of output taken, not yet told
+        self._channelOutputs: dict[int, ChannelOutput] = {}
         self.window: int = parseSize(spec.window) if spec.window else DEFAULT_WINDOW
         self.heartbeat: float = (
             parseSeconds(spec.heartbeat) if spec.heartbeat is not None else spec.kind.heartbeat
@@ -242,6 +255,8 @@ class Gateway:
             config["max_frame_size"] = self._maxFrameSize
         if self.spec.execmodel:
             config["execmodel"] = self.spec.execmodel
+        if self.spec.logging:
+            config["logging"] = parseLogLevel(self.spec.logging)
         return config
 
     # --- public API ---------------------------------------------------------
@@ -355,6 +370,69 @@ class Gateway:
         if channel.gateway is not self:
             raise DumpError("cannot send a channel that belongs to another gateway")
         return channel.id
+
+    def outputOf(self, channelId: int) -> ChannelOutput:
+        """
+        The output of channel C{channelId}'s code from now on, as an async
+        iterator, in place of L{output}; the same one each time.
+        """
+        iterator = self._channelOutputs.get(channelId)
+        if iterator is None:
+            iterator = self._channelOutputs[channelId] = ChannelOutput(self.outputTaken)
+            channel = self._channels.get(channelId)
+            if self._terminated or channel is None or channel.endError() is not None:
+                iterator.end()
+        return iterator
+
+    def outputTaken(self, size: int) -> None:
+        """
+        C{size} bytes of output (or log records) were taken: tell the
+        remote side every quarter window, so it may send more.
+
+        @param size: the bytes taken, as they were on the wire.
+        """
+        if not self.window:
+            return
+        self._outputUntold += size
+        if self._outputUntold >= self.window >> 2 and not self._terminated:
+            size, self._outputUntold = self._outputUntold, 0
+            self.sendFrame(OUTPUT_CREDIT, 0, [CREDIT.pack(size)], CREDIT.size)
+
+    def stderrReceived(self, text: str) -> None:
+        """
+        Lines the remote process wrote to its stderr (fd 2), as its
+        transport read them: output of no channel.
+
+        @param text: the lines, decoded.
+        """
+        self._outputReceived(None, "stderr", text, 0)
+
+    def _outputReceived(self, channelId: int | None, stream: str, text: str, size: int) -> None:
+        iterator = self._channelOutputs.get(channelId) if channelId is not None else None
+        if iterator is not None:
+            iterator.put(stream, text, size)
+            return
+        handler = self.output or logOutput
+        try:
+            result = handler(RemoteOutput(self.id, channelId, stream, text))
+        except Exception:
+            log.failure("the output handler of {gateway} failed", gateway=self.id)
+            result = None
+        if isinstance(result, Deferred):
+
+            def done(outcome: Any) -> None:
+                if isinstance(outcome, Failure):
+                    log.failure("the output handler of {gateway} failed", outcome, gateway=self.id)
+                self.outputTaken(size)
+
+            result.addBoth(done)
+        else:
+            self.outputTaken(size)
+
+    def _endChannelOutput(self, channelId: int) -> None:
+        iterator = self._channelOutputs.pop(channelId, None)
+        if iterator is not None:
+            iterator.end()
 
     def channelEnded(self, channel: Channel) -> None:
         """C{channel} receives nothing more: forget it."""
@@ -475,11 +553,30 @@ class Gateway:
                 self._brokenProtocol(f"a credit frame of {len(payload)} bytes")
             elif sending is not None:
                 sending.creditReceived(CREDIT.unpack(payload)[0])
+        elif msgtype == OUTPUT:
+            stream = STREAM_NAMES.get(payload[0]) if len(payload) else None
+            if stream is None:
+                self._brokenProtocol("an output frame of no known stream")
+                return
+            text = bytes(payload[1:]).decode("utf-8", "replace")
+            self._outputReceived(channelId or None, stream, text, len(payload))
+        elif msgtype == LOG_RECORD:
+            try:
+                fields = loads(payload)
+            except LoadError as e:
+                fields = e
+            if not emitLogRecord(self.id, channelId or None, fields):
+                log.warn(
+                    "{gateway}: a malformed log record: {fields!r}", gateway=self.id, fields=fields
+                )
+            self.outputTaken(len(payload))
         elif msgtype in (CHANNEL_CLOSE, CHANNEL_LAST_MESSAGE):
+            self._endChannelOutput(channelId)
             ending = self._channels.get(channelId)
             if ending is not None:
                 ending.receiveEnded(None)
         elif msgtype == CHANNEL_CLOSE_ERROR:
+            self._endChannelOutput(channelId)
             ending = self._channels.get(channelId)
             if ending is not None:
                 try:
@@ -580,6 +677,8 @@ class Gateway:
         for channel in list(self._channels.values()):
             channel.receiveEnded(error)
         self._channels.clear()
+        for channelId in list(self._channelOutputs):
+            self._endChannelOutput(channelId)
         self.writableChanged(True)
         with self._backlogShrunk:
             self._backlogShrunk.notify_all()

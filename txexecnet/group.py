@@ -17,6 +17,7 @@ from ._remote import DEFAULT_MAX_FRAME_SIZE
 from .errors import GatewayStartError
 from .gateway import DEFAULT_EXIT_TIMEOUT, Gateway
 from .interfaces import IGatewayTransport
+from .output import OutputHandler
 from .multichannel import MultiChannel, allOf
 from .xspec import XSpec
 
@@ -39,17 +40,27 @@ def _targetOf(spec: XSpec) -> str:
 class Group:
     """
     A set of gateways, addressable by id, ended together by L{terminate}.
+
+    @ivar output: the L{OutputHandler} its gateways hand remote output to
+        unless C{makegateway} is given another (C{None}: L{logOutput}).
     """
 
-    def __init__(self, specs: tuple[str, ...] | list[str] = (), reactor: Any = None) -> None:
+    def __init__(
+        self,
+        specs: tuple[str, ...] | list[str] = (),
+        reactor: Any = None,
+        output: OutputHandler | None = None,
+    ) -> None:
         """
         @param specs: spec strings of gateways to start now, at most
             L{DEFAULT_CONCURRENCY} at once per target host; L{whenStarted}
             says when they are up.
         @param reactor: the reactor gateways run on (default: the global one).
+        @param output: what takes its gateways' remote output (see L{output}).
         @raise ValueError: for a malformed spec, before anything starts.
         """
         self.reactor = reactor
+        self.output = output
         self._gateways: list[Gateway] = []
         self._idCounter = 0
         self._reserved: set[str] = set()
@@ -122,6 +133,7 @@ class Group:
         spec: str | XSpec = "popen",
         maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
         transport: IGatewayTransport | None = None,
+        output: OutputHandler | None = None,
     ) -> Deferred[Gateway]:
         """
         Start a gateway as C{spec} says.
@@ -131,6 +143,8 @@ class Group:
         @param transport: the transport to start it with, for what a spec
             string cannot carry (a socket gateway's secret); by default the
             one the spec names.
+        @param output: what takes the gateway's remote output, in place of
+            the group's L{output}.
         @return: a Deferred firing with the L{Gateway} once the remote side
             is ready, or failing with L{GatewayStartError} (its C{spec} the
             spec string) saying why not.
@@ -140,12 +154,16 @@ class Group:
         if transport is None:
             transport = xspec.transport(self)
         self.allocate_id(xspec)
-        return self._start(xspec, transport, maxFrameSize)
+        return self._start(xspec, transport, maxFrameSize, output)
 
     def _start(
-        self, xspec: XSpec, transport: IGatewayTransport, maxFrameSize: int
+        self,
+        xspec: XSpec,
+        transport: IGatewayTransport,
+        maxFrameSize: int,
+        output: OutputHandler | None = None,
     ) -> Deferred[Gateway]:
-        gateway = Gateway(xspec, self.reactor, maxFrameSize)
+        gateway = Gateway(xspec, self.reactor, maxFrameSize, output or self.output)
         gateway.group = self
         if xspec.via:
             gateway.via = self.viaGateway(xspec)

@@ -218,6 +218,14 @@ class IChannelHost(Interface):
     def isTerminated():
         """Whether the gateway has ended."""
 
+    def outputOf(channelId):
+        """
+        The output of channel C{channelId}'s code from now on, as an async
+        iterator of C{(stream, text)} pairs.
+
+        @param channelId: the channel.
+        """
+
     def channelEnded(channel):
         """
         C{channel} will receive nothing more: the gateway may forget it.

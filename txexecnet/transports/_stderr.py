@@ -1,9 +1,11 @@
 """
-Remote stderr, delivered to the local log line by line and kept (its tail)
-for error messages.
+Remote stderr, delivered line by line (to the gateway's output, or the
+log) and kept (its tail) for error messages.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from twisted.logger import Logger
 
@@ -16,12 +18,18 @@ _TAIL_BYTES = 4096
 
 class StderrLog:
     """
-    Splits a remote stderr stream into lines and logs each, tagged with
-    the gateway id; keeps the last few KiB for L{tail}.
+    Splits a remote stderr stream into lines and hands each on, or logs it
+    tagged with the gateway id; keeps the last few KiB for L{tail}.
     """
 
-    def __init__(self, gatewayId: str) -> None:
+    def __init__(self, gatewayId: str, deliver: Callable[[str], None] | None = None) -> None:
+        """
+        @param gatewayId: the id of the gateway (or connection) it is of.
+        @param deliver: called with each line (its newline kept); without
+            it, lines are logged.
+        """
         self.gatewayId = gatewayId
+        self._deliver = deliver
         self._partial = b""
         self._tail = b""
 
@@ -44,6 +52,9 @@ class StderrLog:
         return self._tail.decode("utf-8", "replace").strip()
 
     def _emit(self, line: bytes) -> None:
+        if self._deliver is not None:
+            self._deliver(line.decode("utf-8", "replace") + "\n")
+            return
         log.info(
             "[{gateway}] {line}",
             gateway=self.gatewayId,

@@ -86,7 +86,7 @@ class CommandTransport:
             why = self._missing.format(executable=self.argv[0])
             return fail(GatewayStartError(f"{prefix}: {why}"))
         env = {**os.environ, **self.env} if self.env else None
-        connection = CommandConnection(protocol, gateway.id)
+        connection = CommandConnection(protocol, gateway)
         try:
             connection.start(reactor, executable, [executable, *self.argv[1:]], env)
         except OSError as e:
@@ -102,13 +102,13 @@ class CommandConnection:
     the process has exited and its stdout is drained.
     """
 
-    def __init__(self, frames: Any, gatewayId: str) -> None:
+    def __init__(self, frames: Any, gateway: Any) -> None:
         """
         @param frames: the framing protocol.
-        @param gatewayId: the gateway's id, for the log of its stderr.
+        @param gateway: the gateway, whose output its stderr is.
         """
         self._frames = frames
-        self._stderr = StderrLog(gatewayId)
+        self._stderr = StderrLog(gateway.id, gateway.stderrReceived)
         self._process: SpawnedProcess | None = None
         self._framesEnded = False
         self._endReason: Failure | None = None

@@ -207,6 +207,34 @@ EXECMODEL = Option(
     " or main_thread_only (one at a time, in the remote main thread)",
     check=_execmodel,
 )
+#: The levels of C{logging=}, by name.
+LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def parseLogLevel(value: str) -> int:
+    """
+    The level a C{logging=} value names: a level name (C{INFO}) or number.
+
+    @param value: the option's value.
+    @raise ValueError: for anything else.
+    """
+    level = LOG_LEVELS.get(value.strip().upper())
+    if level is None:
+        try:
+            level = int(value)
+        except ValueError:
+            raise ValueError(
+                f"is not a logging level ({', '.join(LOG_LEVELS)}, or a number)"
+            ) from None
+    return level
+
+
+LOGGING = Option(
+    "logging",
+    "send the remote logging module's records at this level and up (DEBUG, INFO, ...)"
+    " to this side's logging, under txexecnet.remote.<gateway id>.<logger name>",
+    check=parseLogLevel,
+)
 PYTHON = Option("python", "the remote Python executable")
 SUDO = Option("sudo", "run the remote Python as this user, with sudo -n (it never prompts)")
 CHDIR = Option("chdir", "the remote working directory (created if missing)")
@@ -217,7 +245,7 @@ DONT_WRITE_BYTECODE = Option("dont_write_bytecode", "run the remote Python with 
 COMMON_OPTIONS = (ID, WINDOW, HEARTBEAT)
 
 #: What kinds that start a remote process of their own accept.
-PROCESS_OPTIONS = COMMON_OPTIONS + (PYTHON, CHDIR, NICE, DONT_WRITE_BYTECODE, EXECMODEL)
+PROCESS_OPTIONS = COMMON_OPTIONS + (PYTHON, CHDIR, NICE, DONT_WRITE_BYTECODE, EXECMODEL, LOGGING)
 
 _SSH_OPTIONS = (
     Option("ssh_accept_new", "accept and remember an unknown SSH host key", flag=True),
@@ -253,6 +281,7 @@ register(
             "dont_write_bytecode": _WHOLE_PROCESS,
             "python": "it runs this interpreter",
             "execmodel": "its main thread is this program's",
+            "logging": "its logging is this program's own",
         },
     )
 )
@@ -274,6 +303,7 @@ register(
             CHDIR,
             NICE,
             EXECMODEL,
+            LOGGING,
             Option("secret_file", "a file holding the socket server's shared secret"),
         ),
         "txexecnet.transports.socket",

@@ -146,7 +146,7 @@ class ViaTransport:
         channel = self.parent.remote_exec(
             _relay, argv=argv, env=self.env, stderr=stderr, ack_step=_ACK_STEP
         )
-        connection = _RelayedProcess(channel, stderr, protocol, gateway.id)
+        connection = _RelayedProcess(channel, stderr, protocol, gateway)
         protocol.makeConnection(connection)
         return succeed(connection)
 
@@ -164,11 +164,11 @@ class _RelayedProcess(MessageTransport):
 
     _END = object()
 
-    def __init__(self, channel: Any, stderr: Any, protocol: Any, gatewayId: str) -> None:
+    def __init__(self, channel: Any, stderr: Any, protocol: Any, gateway: Any) -> None:
         self._parentId = channel.gateway.id
         self._channel = channel
         self._protocol = protocol
-        self._stderr = StderrLog(gatewayId)
+        self._stderr = StderrLog(gateway.id, gateway.stderrReceived)
         self._exitCode: int | None = None
         self._lost = False
         self._unacknowledged = 0

@@ -90,7 +90,7 @@ class GatewaySession(SSHChannel):
         """
         SSHChannel.__init__(self, localWindow=CHANNEL_WINDOW, localMaxPacket=CHANNEL_MAX_PACKET)
         self.frames = frames
-        self.stderr = StderrLog(gateway.id)
+        self.stderr = StderrLog(gateway.id, gateway.stderrReceived)
         self._gateway = gateway
         self._command = command
         self._reactor = reactor
