@@ -8,6 +8,7 @@ the tests.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -487,6 +488,30 @@ def test_pytest_xdist_runs_its_workers_on_txexecnet(tmp_path, dist):
     else:
         assert "13 passed" in text and "1 failed" in text, text
     assert status == 1
+
+
+XDIST_PRINTS = """
+import os
+
+def test_prints():
+    print("printed by", os.environ["PYTEST_XDIST_WORKER"])
+    os.write(1, b"written to fd 1\\n")
+"""
+
+
+@pytest.mark.parametrize("capture", ["-s", "--capture=fd"])
+def test_pytest_xdist_with_s_shows_what_tests_print_tagged_with_their_worker(tmp_path, capture):
+    (tmp_path / "test_p.py").write_text(XDIST_PRINTS)
+    status, text = runXdist(tmp_path, "-n", "2", capture)
+    assert status == 0 and "1 passed" in text, text
+    printed = re.findall(r"^\[(gw\d)\] printed by (gw\d)$", text, re.M)
+    if capture == "-s":
+        assert len(printed) == 1 and printed[0][0] == printed[0][1], text
+        assert re.search(r"^\[gw\d\] written to fd 1$", text, re.M), text
+    else:
+        assert printed == [] and "written to fd 1" not in text, text
+    # The workers' own reports are not shown twice.
+    assert not re.search(r"^\[gw\d\] .*passed", text, re.M), text
 
 
 def test_pytest_xdist_over_ssh_with_rsyncdir_and_over_an_authenticated_daemon(

@@ -13,6 +13,7 @@ MODULES = [
     "roundtrip",
     "throughput",
     "stream",
+    "output",
     "serializer",
     "channels",
     "concurrent",
