@@ -34,8 +34,8 @@ from ._remote import (
     PROTOCOL_VERSION,
     DumpError,
     LoadError,
-    RemoteError,
     dumps,
+    error_from_payload,
     loads,
 )
 from .channel import Channel
@@ -482,11 +482,7 @@ class Gateway:
         elif msgtype == CHANNEL_CLOSE_ERROR:
             ending = self._channels.get(channelId)
             if ending is not None:
-                try:
-                    text = loads(payload)
-                except LoadError as e:
-                    text = f"(undecodable error text: {e})"
-                ending.receiveEnded(RemoteError(str(text)))
+                ending.receiveEnded(error_from_payload(payload, self.id))
         elif msgtype == HELLO:
             self._helloReceived(payload)
         elif msgtype in (GATEWAY_EXIT, HEARTBEAT):
