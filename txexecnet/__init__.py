@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         LoadError,
         ProtocolError,
         RemoteError,
+        RemoteFrame,
         TimeoutError,
     )
     from .gateway import Gateway
@@ -58,6 +59,7 @@ _HOMES = {
     "LoadError": ".errors",
     "ProtocolError": ".errors",
     "RemoteError": ".errors",
+    "RemoteFrame": ".errors",
     "TimeoutError": ".errors",
     "Gateway": ".gateway",
     "Group": ".group",
@@ -100,6 +102,7 @@ __all__ = [
     "SshGateway",
     "ProtocolError",
     "RemoteError",
+    "RemoteFrame",
     "ThreadGateway",
     "TimeoutError",
     "XSpec",
