@@ -190,6 +190,34 @@ async def test_the_remote_side_gets_our_error_string_as_a_remote_error(popen_gw)
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_cancelled_remote_exec_is_a_keyboard_interrupt_by_its_fields_too(popen_gw):
+    ch = popen_gw.remote_exec("channel.send('waiting')\nchannel.receive()")
+    assert await ch.receive(T) == "waiting"
+    ch.cancel()
+    error = await remote_error(ch)
+    assert str(error) == "KeyboardInterrupt" and error.type_name == "KeyboardInterrupt"
+    assert error.matches(KeyboardInterrupt) and not error.matches(Exception)
+    assert RemoteFrame("<remote exec>", 2, "<module>", "channel.receive()") in error.frames
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_exception_whose_args_cannot_be_read_still_gives_its_traceback(popen_gw):
+    ch = popen_gw.remote_exec(
+        """
+        class Odd(Exception):
+            @property
+            def args(self):
+                raise RuntimeError("no args here")
+
+        raise Odd()
+        """
+    )
+    error = await remote_error(ch)
+    assert str(error).startswith("Traceback (most recent call last):\n")
+    assert "    raise Odd()\n" in str(error) and error.type_name is None
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_remote_error_pickles_with_every_field(popen_gw):
     error = await remote_error(popen_gw.remote_exec(NESTED))
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):

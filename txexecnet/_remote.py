@@ -1843,7 +1843,7 @@ class RemoteGateway(object):
                 self._leave_code(cid)
         except KeyboardInterrupt as e:
             self._leave_code(cid)
-            self._close_channel(channel, error_payload(e, "KeyboardInterrupt"))
+            self._close_channel(channel, error_payload(e, "KeyboardInterrupt", filename, source))
         except BaseException as e:
             self._close_channel(channel, error_payload(e, None, filename, source))
         else:
