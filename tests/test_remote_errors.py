@@ -190,6 +190,29 @@ async def test_the_remote_side_gets_our_error_string_as_a_remote_error(popen_gw)
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_remote_callback_that_raises_closes_its_channel_with_the_exception(popen_gw):
+    ch = popen_gw.remote_exec(
+        """
+        def check(item):
+            raise KeyError(item)
+
+        channel.setcallback(check)
+        channel.send("ready")
+        import time
+        deadline = time.monotonic() + 10
+        while not channel.isclosed() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the callback's failure closes the channel
+        """
+    )
+    assert await ch.receive(T) == "ready"
+    ch.send("missing")
+    error = await remote_error(ch)
+    assert error.type_name == "KeyError" and error.args == ("missing",)
+    assert error.frames[-1][2:] == ("check", "raise KeyError(item)")
+    assert str(error).endswith("KeyError: 'missing'\n")
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_cancelled_remote_exec_is_a_keyboard_interrupt_by_its_fields_too(popen_gw):
     ch = popen_gw.remote_exec("channel.send('waiting')\nchannel.receive()")
     assert await ch.receive(T) == "waiting"

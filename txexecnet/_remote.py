@@ -935,6 +935,9 @@ class Channel(object):
         self._receiveclosed = threading.Event()  # the other side will send no more
         self._peerclosed = False  # the same, as a plain flag: read for every item sent
         self._remoteerror = None
+        # The file name and source of the code run for this channel: its
+        # tracebacks, and those of its callbacks, show their lines.
+        self._code = (None, None)
         self._callback = None
         self._endmarker = NO_ENDMARKER_WANTED
         self._lock = threading.Lock()
@@ -1145,7 +1148,7 @@ class Channel(object):
             # As in execnet: the channel closes with the error, which the
             # other side's receive() or waitclose() raises.
             self.gateway._log_exception("callback of channel %d failed" % self.id, e)
-            self._close(error_payload(e))
+            self._close(error_payload(e, None, *self._code))
         self._taken(size)
 
     def _local_close(self, error=None):
@@ -1820,7 +1823,6 @@ class RemoteGateway(object):
     def _execute(self, channel, payload):
         cid = channel.id
         ident = _get_ident()
-        filename = source = None  # once the code compiles: its traceback shows its lines
         try:
             try:
                 with self._execlock:
@@ -1834,7 +1836,7 @@ class RemoteGateway(object):
                     raise KeyboardInterrupt
                 sent, name, call_name, kwargs = loads(payload, self._get_channel)
                 code = compile(sent, name, "exec")
-                filename, source = name, sent
+                channel._code = (name, sent)
                 namespace = {"channel": channel, "__name__": EXEC_MODULE}
                 exec(code, namespace)
                 if call_name:
@@ -1843,9 +1845,9 @@ class RemoteGateway(object):
                 self._leave_code(cid)
         except KeyboardInterrupt as e:
             self._leave_code(cid)
-            self._close_channel(channel, error_payload(e, "KeyboardInterrupt", filename, source))
+            self._close_channel(channel, error_payload(e, "KeyboardInterrupt", *channel._code))
         except BaseException as e:
-            self._close_channel(channel, error_payload(e, None, filename, source))
+            self._close_channel(channel, error_payload(e, None, *channel._code))
         else:
             self._close_channel(channel, None)
         # This thread will not come back to receive: the reader thread need
