@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         LoadError,
         ProtocolError,
         RemoteError,
+        RemoteFrame,
         TimeoutError,
     )
     from .gateway import Gateway
@@ -59,6 +60,7 @@ _HOMES = {
     "LoadError": ".errors",
     "ProtocolError": ".errors",
     "RemoteError": ".errors",
+    "RemoteFrame": ".errors",
     "TimeoutError": ".errors",
     "Gateway": ".gateway",
     "Group": ".group",
@@ -106,6 +108,7 @@ __all__ = [
     "SshGateway",
     "ProtocolError",
     "RemoteError",
+    "RemoteFrame",
     "RemoteOutput",
     "ThreadGateway",
     "TimeoutError",

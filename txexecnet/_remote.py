@@ -182,18 +182,124 @@ class LoadError(DataFormatError):
     """Bytes are not a valid serialized item."""
 
 
-class RemoteError(Exception):
+class RemoteFrame(tuple):
     """
-    The other side of a channel failed: the text is its traceback, or the
-    error string it closed the channel with.
+    One frame of a remote traceback, a named tuple: C{filename}, C{lineno}
+    (C{None} where Python does not know it), C{name} (the function's) and
+    C{line} (its source, stripped; C{None} where it was not found).
     """
 
-    def __init__(self, formatted):
-        Exception.__init__(self, formatted)
+    # Written out rather than made by collections.namedtuple: importing
+    # collections would cost the remote side's start-up 4-13 ms.
+    __slots__ = ()
+    _fields = ("filename", "lineno", "name", "line")
+
+    def __new__(cls, filename, lineno, name, line):
+        return tuple.__new__(cls, (filename, lineno, name, line))
+
+    def __getnewargs__(self):
+        return tuple(self)
+
+    def __repr__(self):
+        return "RemoteFrame(filename=%r, lineno=%r, name=%r, line=%r)" % self
+
+    filename = property(lambda self: self[0], doc="The name of the frame's file.")
+    lineno = property(lambda self: self[1], doc="The line number, or C{None}.")
+    name = property(lambda self: self[2], doc="The name of the frame's function.")
+    line = property(lambda self: self[3], doc="The source line, stripped, or C{None}.")
+
+
+#: The module of classes defined in the code remote_exec sends.
+EXEC_MODULE = "__channelexec__"
+
+
+class RemoteError(Exception):
+    """
+    The other side of a channel failed: the text (C{str()}) is its
+    traceback, or the error string it closed the channel with.  For an
+    exception the other fields say what it was; for an error string they
+    are empty.
+
+    @ivar formatted: the text.
+    @ivar type_name: the qualified name (C{__qualname__}) of the
+        exception's class, such as C{"ValueError"} or C{"Outer.MyError"},
+        or C{None}.
+    @ivar module: the module that class was defined in (C{"builtins"};
+        C{"__channelexec__"} for a class of the code remote_exec sent), or
+        C{None}.
+    @ivar mro: the class and its bases in method resolution order, as
+        C{(module, qualified name)} pairs.
+    @ivar args: the exception's arguments, each as it was where it could be
+        sent over a channel, else its C{repr()}.
+    @ivar frames: the frames of the traceback, outermost first, as
+        L{RemoteFrame}s.
+    @ivar gateway_id: the id of the gateway the error came through, or
+        C{None}.
+    """
+
+    def __init__(
+        self, formatted, type_name=None, module=None, args=(), frames=(), mro=(), gateway_id=None
+    ):
+        """
+        @param formatted: the text.
+        @param type_name: the qualified name of the exception's class.
+        @param module: the module of that class.
+        @param args: the exception's arguments.
+        @param frames: the traceback's frames, L{RemoteFrame}s or 4-tuples.
+        @param mro: the C{(module, qualified name)} of the class and its bases.
+        @param gateway_id: the id of the gateway the error came through.
+        """
         self.formatted = formatted
+        self.type_name = type_name
+        self.module = module
+        self.args = tuple(args)
+        self.frames = [RemoteFrame(*frame) for frame in frames]
+        self.mro = tuple(tuple(entry) for entry in mro)
+        self.gateway_id = gateway_id
 
     def __str__(self):
         return self.formatted
+
+    def __repr__(self):
+        if self.type_name is None:
+            what = repr(self.formatted)
+        else:
+            name = self.type_name
+            if self.module != "builtins":
+                name = "%s.%s" % (self.module, name)
+            what = "%s(%s)" % (name, ", ".join(map(repr, self.args)))
+        if self.gateway_id is not None:
+            what += " from %s" % (self.gateway_id,)
+        return "<RemoteError %s>" % (what,)
+
+    def __reduce__(self):
+        fields = (self.formatted, self.type_name, self.module, self.args, self.frames, self.mro)
+        return (type(self), fields + (self.gateway_id,), self.__dict__)
+
+    def matches(self, *types):
+        """
+        Whether the remote exception is an instance of one of C{types}: its
+        class or one of its bases has that type's name.  A class of the code
+        remote_exec sent (module C{"__channelexec__"}) matches a class of
+        any module with the same qualified name, so a module sent with
+        remote_exec can be matched with its local classes.
+
+        @param types: classes, or names of classes: qualified names
+            (C{"ValueError"}, C{"Outer.MyError"}) or qualified names after
+            their module (C{"builtins.ValueError"}, C{"mymod.MyError"}).
+        """
+        for wanted in types:
+            if isinstance(wanted, str):
+                for module, name in self.mro:
+                    if wanted == name or wanted == module + "." + name:
+                        return True
+            elif isinstance(wanted, type):
+                for module, name in self.mro:
+                    if name == wanted.__qualname__ and module in (wanted.__module__, EXEC_MODULE):
+                        return True
+            else:
+                raise TypeError("matches() takes classes and names, not %r" % (wanted,))
+        return False
 
 
 class TimeoutError(builtins.TimeoutError):
@@ -670,6 +776,156 @@ class FrameBuffer(object):
 
 
 # ---------------------------------------------------------------------------
+# Remote errors
+#
+# A CHANNEL_CLOSE_ERROR payload is a str, the text a channel was closed
+# with, or for an exception a dict of _ERROR_KEYS: "text" (the traceback),
+# "type" and "module" (its class), "mro" ((module, qualified name) of the
+# class and its bases), "args" and "frames" ((filename, lineno, name, line)).
+# ---------------------------------------------------------------------------
+
+_ERROR_KEYS = frozenset(["text", "type", "module", "mro", "args", "frames"])
+
+#: Held while the source that remote_exec sent stands in linecache for its
+#: file name: concurrent channels share the name "<remote exec>".
+_lent_source = threading.Lock()
+
+
+def error_payload(error, text=None, filename=None, source=None):
+    """
+    The CHANNEL_CLOSE_ERROR payload that reports the exception C{error}.
+
+    @param text: the text to report instead of the traceback.
+    @param filename: the file name the code that failed was compiled with.
+    @param source: that code, whose lines the traceback is to show: the
+        file it was read from may not exist here, or may have changed.
+    """
+    if source is None:
+        formatted, frames = _traceback_of(error)
+    else:
+        # Lent to linecache only while the traceback is formatted (every
+        # Python's traceback reads lines from there), so the cache does not
+        # keep the source of every remote_exec, nor show one channel's lines
+        # in another's traceback.
+        import linecache
+
+        with _lent_source:
+            saved = linecache.cache.get(filename)
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+            try:
+                formatted, frames = _traceback_of(error)
+            finally:
+                if saved is None:
+                    linecache.cache.pop(filename, None)
+                else:
+                    linecache.cache[filename] = saved
+    if text is None:
+        text = formatted
+    cls = type(error)
+    try:
+        return dumps(
+            {
+                "text": text,
+                "type": cls.__qualname__,
+                "module": str(cls.__module__),
+                "mro": [(str(c.__module__), c.__qualname__) for c in cls.__mro__],
+                "args": tuple(_sendable(arg) for arg in error.args),
+                "frames": frames,
+            }
+        )
+    except Exception:
+        # The exception's class decides what its args are (a property may
+        # raise, or not give a tuple): the text at least goes.
+        return dumps(text)
+
+
+def _traceback_of(error):
+    """The traceback of C{error} as text, and its frames as 4-tuples."""
+    import traceback  # only when needed: it costs start-up time
+
+    report = traceback.TracebackException(type(error), error, error.__traceback__)
+    frames = [(f.filename, f.lineno, f.name, f.line or None) for f in report.stack]
+    return "".join(report.format()), frames
+
+
+def _sendable(arg):
+    """C{arg} if it can be sent over a channel, else its C{repr()}."""
+    try:
+        dumps(arg)
+        return arg
+    except DumpError:
+        pass
+    try:
+        return repr(arg)
+    except Exception:
+        return "<%s object, unrepresentable>" % (type(arg).__name__,)
+
+
+def error_from_payload(payload, gateway_id=None):
+    """
+    The L{RemoteError} a CHANNEL_CLOSE_ERROR payload reports.  A payload
+    that is not one gives a L{RemoteError} that says so, with the text it
+    carries if any: the channel ends, the gateway goes on.
+
+    @param payload: the frame's payload.
+    @param gateway_id: the id of the gateway it came through.
+    """
+    try:
+        item = loads(payload)
+    except LoadError as e:
+        return RemoteError("(undecodable error text: %s)" % (e,), gateway_id=gateway_id)
+    if type(item) is str:
+        return RemoteError(item, gateway_id=gateway_id)
+    why = _malformed_error(item)
+    if why is not None:
+        text = item.get("text") if type(item) is dict else None
+        note = "(malformed error from the other side: %s)" % (why,)
+        return RemoteError(
+            note if type(text) is not str else text + "\n" + note, gateway_id=gateway_id
+        )
+    return RemoteError(
+        item["text"],
+        item["type"],
+        item["module"],
+        item["args"],
+        item["frames"],
+        item["mro"],
+        gateway_id,
+    )
+
+
+def _malformed_error(item):
+    """Why C{item} is not a str or the fields of an exception; C{None} if it is."""
+    if type(item) is not dict:
+        return "a %s, not a str or a dict" % (type(item).__name__,)
+    if set(item) != _ERROR_KEYS:
+        return "its keys are %r, not %s" % (sorted(map(repr, item)), ", ".join(sorted(_ERROR_KEYS)))
+    for key in ("text", "type", "module"):
+        if type(item[key]) is not str:
+            return "%s is a %s, not a str" % (key, type(item[key]).__name__)
+    if type(item["args"]) not in (list, tuple):
+        return "args is a %s, not a tuple" % (type(item["args"]).__name__,)
+    mro = item["mro"]
+    if type(mro) not in (list, tuple) or not all(
+        type(entry) in (list, tuple) and len(entry) == 2 and all(type(n) is str for n in entry)
+        for entry in mro
+    ):
+        return "mro is not a list of (module, name) pairs"
+    frames = item["frames"]
+    if type(frames) not in (list, tuple) or not all(
+        type(frame) in (list, tuple)
+        and len(frame) == 4
+        and type(frame[0]) is str
+        and (frame[1] is None or type(frame[1]) is int)
+        and type(frame[2]) is str
+        and (frame[3] is None or type(frame[3]) is str)
+        for frame in frames
+    ):
+        return "frames is not a list of (filename, lineno, name, line)"
+    return None
+
+
+# ---------------------------------------------------------------------------
 # The remote side of a channel: blocking, thread-safe.
 # ---------------------------------------------------------------------------
 
@@ -693,6 +949,9 @@ class Channel(object):
         self._receiveclosed = threading.Event()  # the other side will send no more
         self._peerclosed = False  # the same, as a plain flag: read for every item sent
         self._remoteerror = None
+        # The file name and source of the code run for this channel: its
+        # tracebacks, and those of its callbacks, show their lines.
+        self._code = (None, None)
         self._callback = None
         self._endmarker = NO_ENDMARKER_WANTED
         self._lock = threading.Lock()
@@ -870,11 +1129,15 @@ class Channel(object):
         Close this channel on both sides; with C{error}, the other side's
         C{receive()} raises L{RemoteError} carrying that text.
         """
+        self._close(None if error is None else dumps(str(error)))
+
+    def _close(self, error_payload):
+        """L{close}, with the CHANNEL_CLOSE_ERROR payload, or C{None}."""
         if self._closed:
             return
         self._closed = True
-        if error is not None:
-            self.gateway._send(CHANNEL_CLOSE_ERROR, self.id, [dumps(str(error))])
+        if error_payload is not None:
+            self.gateway._send(CHANNEL_CLOSE_ERROR, self.id, [error_payload])
         else:
             self.gateway._send(CHANNEL_CLOSE, self.id, [])
         self._local_close()
@@ -898,19 +1161,17 @@ class Channel(object):
         except Exception as e:
             # As in execnet: the channel closes with the error, which the
             # other side's receive() or waitclose() raises.
-            import traceback
-
             self.gateway._log_exception("callback of channel %d failed" % self.id, e)
-            self.close("".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            self._close(error_payload(e, None, *self._code))
         self._taken(size)
 
     def _local_close(self, error=None):
-        """The other side will send no more; wake receivers."""
+        """The other side will send no more (C{error}: its L{RemoteError}); wake receivers."""
         with self._lock:
             if self._receiveclosed.is_set():
                 return
             if error is not None:
-                self._remoteerror = RemoteError(error)
+                self._remoteerror = error
             self._receiveclosed.set()
             self._peerclosed = True
             self._credited.notify_all()
@@ -1764,7 +2025,7 @@ class RemoteGateway(object):
             try:
                 item = loads(payload, self._get_channel)
             except LoadError as e:
-                ch._local_close("undecodable item: %s" % (e,))
+                ch._local_close(RemoteError("undecodable item: %s" % (e,), gateway_id=self.id))
                 return False
             ch._deliver(item, len(payload))
         elif msgtype == CHANNEL_CREDIT:
@@ -1785,7 +2046,7 @@ class RemoteGateway(object):
         elif msgtype == CHANNEL_CLOSE or msgtype == CHANNEL_LAST_MESSAGE:
             self._get_channel(cid)._local_close()
         elif msgtype == CHANNEL_CLOSE_ERROR:
-            self._get_channel(cid)._local_close(loads(payload))
+            self._get_channel(cid)._local_close(error_from_payload(payload, self.id))
         elif msgtype == HEARTBEAT:
             self._send(HEARTBEAT, 0, [], 0)
         elif msgtype == CHANNEL_CANCEL:
@@ -1873,7 +2134,7 @@ class RemoteGateway(object):
                     self._busy += 1
                     self._executing.add(cid)
             if refused:
-                self._close_channel(channel, CONCURRENT_MAIN_EXEC)
+                self._close_channel(channel, dumps(CONCURRENT_MAIN_EXEC))
             else:
                 self._main_jobs.put((channel, payload))
             return
@@ -1898,9 +2159,10 @@ class RemoteGateway(object):
                     raise KeyboardInterrupt
                 if self._route is not None:
                     self._route.target = _OutputTarget(self, cid)
-                source, filename, call_name, kwargs = loads(payload, self._get_channel)
-                code = compile(source, filename, "exec")
-                namespace = {"channel": channel, "__name__": "__channelexec__"}
+                sent, name, call_name, kwargs = loads(payload, self._get_channel)
+                code = compile(sent, name, "exec")
+                channel._code = (name, sent)
+                namespace = {"channel": channel, "__name__": EXEC_MODULE}
                 exec(code, namespace)
                 if call_name:
                     namespace[call_name](channel, **kwargs)
@@ -1913,13 +2175,11 @@ class RemoteGateway(object):
                     if self._route is not None:
                         self._route.target = None
                     self._leave_code(cid)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             self._leave_code(cid)
-            self._close_channel(channel, "KeyboardInterrupt")
-        except BaseException:
-            import traceback  # only when needed: it costs start-up time
-
-            self._close_channel(channel, traceback.format_exc())
+            self._close_channel(channel, error_payload(e, "KeyboardInterrupt", *channel._code))
+        except BaseException as e:
+            self._close_channel(channel, error_payload(e, None, *channel._code))
         else:
             self._close_channel(channel, None)
         # This thread will not come back to receive: the reader thread need
@@ -1944,9 +2204,9 @@ class RemoteGateway(object):
             if self._cancel_self == _get_ident():
                 self._cancel_self = None
 
-    def _close_channel(self, channel, error):
+    def _close_channel(self, channel, error_payload):
         try:
-            channel.close(error)
+            channel._close(error_payload)
         except (IOError, OSError):
             pass
 

@@ -3,7 +3,8 @@ The exceptions txexecnet raises.
 
 Those that both sides of a gateway raise (L{RemoteError}, L{TimeoutError},
 L{DataFormatError}) are defined once, in the remote runtime, and re-exported
-here, so a remote and a local C{RemoteError} are the same class.
+here, so a remote and a local C{RemoteError} are the same class; so is
+L{RemoteFrame}, a frame of a remote traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ._remote import (
     LoadError,
     ProtocolError,
     RemoteError,
+    RemoteFrame,
     TimeoutError,
 )
 
@@ -23,6 +25,7 @@ __all__ = [
     "LoadError",
     "ProtocolError",
     "RemoteError",
+    "RemoteFrame",
     "TimeoutError",
     "GatewayClosed",
     "GatewayStartError",

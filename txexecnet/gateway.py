@@ -38,8 +38,8 @@ from ._remote import (
     STREAM_NAMES,
     DumpError,
     LoadError,
-    RemoteError,
     dumps,
+    error_from_payload,
     loads,
 )
 from .channel import Channel
@@ -579,11 +579,7 @@ class Gateway:
             self._endChannelOutput(channelId)
             ending = self._channels.get(channelId)
             if ending is not None:
-                try:
-                    text = loads(payload)
-                except LoadError as e:
-                    text = f"(undecodable error text: {e})"
-                ending.receiveEnded(RemoteError(str(text)))
+                ending.receiveEnded(error_from_payload(payload, self.id))
         elif msgtype == HELLO:
             self._helloReceived(payload)
         elif msgtype in (GATEWAY_EXIT, HEARTBEAT):
