@@ -955,6 +955,23 @@ NO_ENDMARKER_WANTED = object()
 _WAKE = object()
 
 
+class _Undecoded(object):
+    """
+    An item that did not load when it arrived: remote code that registers
+    a type races the items of that type the other side sends at once, so
+    the item is loaded again when it is taken, and fails only then.
+    """
+
+    __slots__ = ("data", "gateway")
+
+    def __init__(self, data, gateway):
+        self.data = data
+        self.gateway = gateway
+
+    def load(self):
+        return loads(self.data, self.gateway._get_channel)
+
+
 class Channel(object):
     """
     One end of a channel in the remote interpreter: C{send} and C{receive}
@@ -1091,7 +1108,10 @@ class Channel(object):
                     self._tell_taken(size)
             else:
                 self._taken(x[1])
-        return x[0]
+        item = x[0]
+        if type(item) is _Undecoded:
+            item = item.load()
+        return item
 
     def __iter__(self):
         return self
@@ -1128,8 +1148,9 @@ class Channel(object):
                 if endmarker is not NO_ENDMARKER_WANTED:
                     callback(endmarker)
             else:
-                callback(x[0])
+                item = x[0]
                 self._taken(x[1])
+                callback(item.load() if type(item) is _Undecoded else item)
 
     def waitclose(self, timeout=None):
         """
@@ -1170,7 +1191,7 @@ class Channel(object):
                 self._items.put((item, size))
                 return
         try:
-            callback(item)
+            callback(item.load() if type(item) is _Undecoded else item)
         except Exception as e:
             # As in execnet: the channel closes with the error, which the
             # other side's receive() or waitclose() raises.
@@ -1748,9 +1769,8 @@ class RemoteGateway(object):
             ch = self._get_channel(cid)
             try:
                 item = loads(payload, self._get_channel)
-            except LoadError as e:
-                ch._local_close("undecodable item: %s" % (e,))
-                return False
+            except LoadError:
+                item = _Undecoded(bytes(payload), self)
             ch._deliver(item, len(payload))
         elif msgtype == CHANNEL_CREDIT:
             if len(payload) != CREDIT.size:
@@ -1876,7 +1896,11 @@ class RemoteGateway(object):
                 if early:
                     raise KeyboardInterrupt
                 source, filename, call_name, kwargs = loads(payload, self._get_channel)
-                code = compile(source, filename, "exec")
+                # Remote code is compiled as a module of its own: with
+                # none of the runtime's __future__ flags (postponed
+                # annotations break dataclasses in a module that is not
+                # in sys.modules).
+                code = compile(source, filename, "exec", dont_inherit=True)
                 namespace = {"channel": channel, "__name__": "__channelexec__"}
                 exec(code, namespace)
                 if call_name:
