@@ -22,8 +22,9 @@ def test_one_input(data: bytes) -> None:
         again = dumps(item)
     except DumpError:
         return  # e.g. nesting that loads accepts at its limit
-    # A NaN is not equal to itself, and puts a set in another order.
-    if "nan" not in repr(item) and loads(again) != item:
+    # A NaN is not equal to itself, and puts a set in another order; a
+    # signalling Decimal NaN refuses to be compared at all.
+    if "nan" not in repr(item).lower() and loads(again) != item:
         raise AssertionError(f"{data!r} loads to {item!r}, which does not come back")
 
 

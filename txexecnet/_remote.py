@@ -334,6 +334,7 @@ T_DICT = 0x64  # d
 T_SET = 0x53  # S
 T_FROZENSET = 0x5A  # Z
 T_CHANNEL = 0x43  # C
+T_NAMED = 0x6E  # n: a type's name, then its state (see register_type)
 T_NONE = 0x4E
 T_TRUE = 0x54
 T_FALSE = 0x46
@@ -444,15 +445,18 @@ def _dump(obj, append, channel_id, depth):
         append(_pack_len(T_BYTEARRAY, len(obj)))
         append(bytes(obj))
     else:
-        cid = None if channel_id is None else channel_id(obj)
-        if cid is not None:
-            append(_pack_len(T_CHANNEL, cid))
-            return
-        raise DumpError(
-            "can't serialize an object of type %s.%s: only None, bool, int, "
-            "float, complex, str, bytes, bytearray, list, tuple, dict, set, "
-            "frozenset and channels can be sent" % (t.__module__, t.__qualname__)
-        )
+        named = _NAMED_BY_TYPE.get(t)
+        if named is None:
+            cid = None if channel_id is None else channel_id(obj)
+            if cid is not None:
+                append(_pack_len(T_CHANNEL, cid))
+                return
+            named = _stdlib_named(t)
+        if depth >= MAX_DEPTH:
+            raise DumpError("item nests deeper than %d levels" % MAX_DEPTH)
+        name, to_state = named
+        append(_pack_len(T_NAMED, len(name)) + name)
+        _dump(to_state(obj), append, channel_id, depth + 1)
 
 
 _CONTAINER_TAGS = {list: T_LIST, tuple: T_TUPLE, set: T_SET, frozenset: T_FROZENSET}
@@ -534,6 +538,9 @@ def load(file):
             read(_unpack_u32(read(4))[0])
         elif tag in _ELEMENTS:
             todo += _ELEMENTS[tag] * _unpack_u32(read(4))[0]
+        elif tag == T_NAMED:
+            read(_unpack_u32(read(4))[0])
+            todo += 1  # the state
         else:
             raise LoadError("malformed serialized data: unknown tag 0x%02x" % tag)
     return loads(b"".join(parts))
@@ -633,10 +640,293 @@ def _load(data, pos, channel_factory, depth):
         if channel_factory is None:
             raise LoadError("serialized data holds a channel, but no gateway is there to own it")
         return channel_factory(cid), pos + 4
+    if tag == T_NAMED:
+        if depth >= MAX_DEPTH:
+            raise LoadError("serialized data nests deeper than %d levels" % MAX_DEPTH)
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        end = pos + n
+        if end > len(data):
+            raise LoadError("malformed serialized data: type name runs past the end")
+        name = data[pos:end].decode("utf-8")
+        from_state = _NAMED_BY_NAME.get(name) or _stdlib_from_state(name)
+        state, pos = _load(data, end, channel_factory, depth + 1)
+        try:
+            return from_state(state), pos
+        except Exception as e:
+            raise LoadError(
+                "can't rebuild a %r from the state sent: %s: %s" % (name, type(e).__name__, e)
+            )
     raise LoadError("malformed serialized data: unknown tag 0x%02x at offset %d" % (tag, pos - 1))
 
 
 _SEQUENCE_TAGS = {T_LIST: list, T_TUPLE: tuple, T_SET: set, T_FROZENSET: frozenset}
+
+
+# ---------------------------------------------------------------------------
+# Named types
+#
+# An object of any other type travels as T_NAMED: the name its type is
+# registered under, then its state, an item of its own.  Each side fills its
+# table explicitly, so the bytes of a peer only ever choose among the
+# rebuilders this side registered.  The standard library's types are named
+# too; their modules are imported only when an item needs them, since most
+# remote runtimes never do and each import costs start-up time.
+# ---------------------------------------------------------------------------
+
+#: Exact class -> (its name as UTF-8, to_state).
+_NAMED_BY_TYPE = {}
+#: Name -> from_state.
+_NAMED_BY_NAME = {}
+_named_lock = threading.Lock()
+
+
+def register_type(name, cls, to_state, from_state):
+    """
+    Teach the serializer a type: an object whose type is exactly C{cls}
+    travels as C{name} and C{to_state(obj)}, which must be serializable; the
+    receiving side, which must have registered C{name} too, rebuilds it with
+    C{from_state(state)}.  Registering a name again replaces it.
+
+    @param name: the name on the wire; names in the C{datetime.},
+        C{decimal.}, C{uuid.} and C{pathlib.} namespaces are reserved.
+    @param cls: the class; subclasses need registering on their own.
+    @param to_state: called with an object of C{cls}.
+    @param from_state: called with what C{to_state} returned.  It runs
+        while the item is received, so it must not block; whatever it
+        raises becomes a L{LoadError}.
+    @raise ValueError: for a reserved name, a type the serializer sends
+        itself, or a class already registered under another name.
+    """
+    if type(name) is not str or not name:
+        raise TypeError("a type's name must be a non-empty str, not %r" % (name,))
+    if not isinstance(cls, type):
+        raise TypeError("register_type() takes a class, not %r" % (cls,))
+    if not callable(to_state) or not callable(from_state):
+        raise TypeError("to_state and from_state must be callables")
+    _refuse_reserved(name)
+    _add_imported_stdlib_types()
+    if cls in _SENT_AS_ITSELF:
+        raise ValueError("%s is sent as itself and cannot be registered" % cls.__qualname__)
+    with _named_lock:
+        known = _NAMED_BY_TYPE.get(cls)
+        if known is not None and known[0] != name.encode("utf-8"):
+            raise ValueError(
+                "%s.%s is sent as %r already"
+                % (cls.__module__, cls.__qualname__, known[0].decode("utf-8"))
+            )
+        if name in _NAMED_BY_NAME:
+            _forget_name(name)
+        _NAMED_BY_NAME[name] = from_state
+        _NAMED_BY_TYPE[cls] = (name.encode("utf-8"), to_state)
+
+
+def unregister_type(name):
+    """
+    Forget a type given to L{register_type}: its objects can no longer be
+    sent, nor items naming it received.
+
+    @param name: the name it was registered under.
+    @raise KeyError: if no type is registered under C{name}.
+    @raise ValueError: for a reserved name.
+    """
+    _refuse_reserved(name)
+    with _named_lock:
+        if name not in _NAMED_BY_NAME:
+            raise KeyError(name)
+        _forget_name(name)
+
+
+def _forget_name(name):
+    del _NAMED_BY_NAME[name]
+    encoded = name.encode("utf-8")
+    for cls, (known, _) in list(_NAMED_BY_TYPE.items()):
+        if known == encoded:
+            del _NAMED_BY_TYPE[cls]
+
+
+def _refuse_reserved(name):
+    if name.partition(".")[0] in _STDLIB_TYPES:
+        raise ValueError("the name %r is reserved for the standard library's types" % (name,))
+
+
+def _stdlib_named(t):
+    """The name and to_state of the standard library type C{t}, or L{DumpError}."""
+    _add_imported_stdlib_types()
+    named = _NAMED_BY_TYPE.get(t)
+    if named is None:
+        raise DumpError(
+            "can't serialize an object of type %s.%s: only None, bool, int, float, "
+            "complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, "
+            "datetime, date, time, timedelta, timezone, Decimal, UUID, PurePosixPath, "
+            "PureWindowsPath, channels and types given to register_type() on both "
+            "sides can be sent" % (t.__module__, t.__qualname__)
+        )
+    return named
+
+
+def _stdlib_from_state(name):
+    """The from_state of a standard library type's C{name}, or L{LoadError}."""
+    module = name.partition(".")[0]
+    if module in _STDLIB_PENDING:
+        _add_stdlib_types(module)
+    from_state = _NAMED_BY_NAME.get(name)
+    if from_state is None:
+        raise LoadError(
+            "serialized data holds a %r, a type not registered here (see register_type)" % (name,)
+        )
+    return from_state
+
+
+def _add_imported_stdlib_types():
+    # An object of a standard library type means its module is imported:
+    # adding the types of the imported modules finds it, and imports nothing.
+    for module in tuple(_STDLIB_PENDING):
+        if module in sys.modules:
+            _add_stdlib_types(module)
+
+
+def _add_stdlib_types(module):
+    for name, classes, to_state, from_state in _STDLIB_TYPES[module]():
+        _NAMED_BY_NAME[name] = from_state
+        for cls in classes:
+            _NAMED_BY_TYPE[cls] = (name.encode("utf-8"), to_state)
+    _STDLIB_PENDING.discard(module)
+
+
+def _datetime_types():
+    import datetime
+
+    timezone = datetime.timezone
+    microsecond = datetime.timedelta(microseconds=1)
+
+    def tz_state(obj):
+        tz = obj.tzinfo
+        if tz is None or type(tz) in _NAMED_BY_TYPE:
+            return tz
+        raise DumpError(
+            "can't serialize a %s whose tzinfo is a %s.%s: only a datetime.timezone (a "
+            "fixed offset) or a type given to register_type() can be sent"
+            % (type(obj).__name__, type(tz).__module__, type(tz).__qualname__)
+        )
+
+    def datetime_state(o):
+        return (
+            o.year,
+            o.month,
+            o.day,
+            o.hour,
+            o.minute,
+            o.second,
+            o.microsecond,
+            tz_state(o),
+            o.fold,
+        )
+
+    def datetime_from_state(state):
+        year, month, day, hour, minute, second, microsecond, tz, fold = state
+        return datetime.datetime(year, month, day, hour, minute, second, microsecond, tz, fold=fold)
+
+    def time_state(o):
+        return (o.hour, o.minute, o.second, o.microsecond, tz_state(o), o.fold)
+
+    def time_from_state(state):
+        hour, minute, second, microsecond, tz, fold = state
+        return datetime.time(hour, minute, second, microsecond, tz, fold=fold)
+
+    def date_from_state(state):
+        year, month, day = state
+        return datetime.date(year, month, day)
+
+    def timedelta_from_state(state):
+        days, seconds, microseconds = state
+        return datetime.timedelta(days, seconds, microseconds)
+
+    def timezone_state(o):
+        # (offset,) or (offset, name), as pickle has it, so timezone.utc
+        # comes back as itself; the offset in microseconds is shorter than
+        # a timedelta.
+        offset, *name = o.__getinitargs__()
+        return (offset // microsecond, *name)
+
+    def timezone_from_state(state):
+        microseconds, *name = state
+        return timezone(datetime.timedelta(microseconds=microseconds), *name)
+
+    return (
+        ("datetime.datetime", (datetime.datetime,), datetime_state, datetime_from_state),
+        ("datetime.date", (datetime.date,), lambda o: (o.year, o.month, o.day), date_from_state),
+        ("datetime.time", (datetime.time,), time_state, time_from_state),
+        (
+            "datetime.timedelta",
+            (datetime.timedelta,),
+            lambda o: (o.days, o.seconds, o.microseconds),
+            timedelta_from_state,
+        ),
+        ("datetime.timezone", (timezone,), timezone_state, timezone_from_state),
+    )
+
+
+def _decimal_types():
+    import decimal
+
+    return (("decimal.Decimal", (decimal.Decimal,), str, decimal.Decimal),)
+
+
+def _uuid_types():
+    import uuid
+
+    return (("uuid.UUID", (uuid.UUID,), lambda o: o.bytes, lambda s: uuid.UUID(bytes=s)),)
+
+
+def _pathlib_types():
+    import pathlib
+
+    # A concrete path names a file on the sender's machine: it arrives as
+    # the pure path of its flavour, which means the same on any system.
+    return (
+        (
+            "pathlib.PurePosixPath",
+            (pathlib.PurePosixPath, pathlib.PosixPath),
+            str,
+            pathlib.PurePosixPath,
+        ),
+        (
+            "pathlib.PureWindowsPath",
+            (pathlib.PureWindowsPath, pathlib.WindowsPath),
+            str,
+            pathlib.PureWindowsPath,
+        ),
+    )
+
+
+#: Module -> its types, as (name, classes, to_state, from_state).
+_STDLIB_TYPES = {
+    "datetime": _datetime_types,
+    "decimal": _decimal_types,
+    "uuid": _uuid_types,
+    "pathlib": _pathlib_types,
+}
+#: The modules whose types are not in the tables yet.
+_STDLIB_PENDING = set(_STDLIB_TYPES)
+#: The types with tags of their own.
+_SENT_AS_ITSELF = frozenset(
+    (
+        type(None),
+        bool,
+        int,
+        float,
+        complex,
+        str,
+        bytes,
+        bytearray,
+        list,
+        tuple,
+        dict,
+        set,
+        frozenset,
+    )
+)
 
 
 def check_header(msgtype, length, max_frame_size):
@@ -935,6 +1225,23 @@ NO_ENDMARKER_WANTED = object()
 _WAKE = object()
 
 
+class _Undecoded(object):
+    """
+    An item that did not load when it arrived: remote code that registers
+    a type races the items of that type the other side sends at once, so
+    the item is loaded again when it is taken, and fails only then.
+    """
+
+    __slots__ = ("data", "gateway")
+
+    def __init__(self, data, gateway):
+        self.data = data
+        self.gateway = gateway
+
+    def load(self):
+        return loads(self.data, self.gateway._get_channel)
+
+
 class Channel(object):
     """
     One end of a channel in the remote interpreter: C{send} and C{receive}
@@ -1074,7 +1381,10 @@ class Channel(object):
                     self._tell_taken(size)
             else:
                 self._taken(x[1])
-        return x[0]
+        item = x[0]
+        if type(item) is _Undecoded:
+            item = item.load()
+        return item
 
     def __iter__(self):
         return self
@@ -1111,8 +1421,9 @@ class Channel(object):
                 if endmarker is not NO_ENDMARKER_WANTED:
                     callback(endmarker)
             else:
-                callback(x[0])
+                item = x[0]
                 self._taken(x[1])
+                callback(item.load() if type(item) is _Undecoded else item)
 
     def waitclose(self, timeout=None):
         """
@@ -1157,7 +1468,7 @@ class Channel(object):
                 self._items.put((item, size))
                 return
         try:
-            callback(item)
+            callback(item.load() if type(item) is _Undecoded else item)
         except Exception as e:
             # As in execnet: the channel closes with the error, which the
             # other side's receive() or waitclose() raises.
@@ -1794,6 +2105,18 @@ class RemoteGateway(object):
             ch = self._channels[cid] = Channel(self, cid)
         return ch
 
+    # what remote code may call
+    def register_type(self, name, cls, to_state, from_state):
+        """
+        L{register_type}, for remote code: the registration holds for this
+        whole process, so for every channel (and every gateway) in it.
+        """
+        register_type(name, cls, to_state, from_state)
+
+    def unregister_type(self, name):
+        """L{unregister_type}, for remote code."""
+        unregister_type(name)
+
     # output
     def _send(self, msgtype, cid, parts, size=None):
         if size is None:
@@ -2024,9 +2347,8 @@ class RemoteGateway(object):
             ch = self._get_channel(cid)
             try:
                 item = loads(payload, self._get_channel)
-            except LoadError as e:
-                ch._local_close(RemoteError("undecodable item: %s" % (e,), gateway_id=self.id))
-                return False
+            except LoadError:
+                item = _Undecoded(bytes(payload), self)
             ch._deliver(item, len(payload))
         elif msgtype == CHANNEL_CREDIT:
             if len(payload) != CREDIT.size:
@@ -2160,7 +2482,11 @@ class RemoteGateway(object):
                 if self._route is not None:
                     self._route.target = _OutputTarget(self, cid)
                 sent, name, call_name, kwargs = loads(payload, self._get_channel)
-                code = compile(sent, name, "exec")
+                # Remote code is compiled as a module of its own: with
+                # none of the runtime's __future__ flags (postponed
+                # annotations break dataclasses in a module that is not
+                # in sys.modules).
+                code = compile(sent, name, "exec", dont_inherit=True)
                 channel._code = (name, sent)
                 namespace = {"channel": channel, "__name__": EXEC_MODULE}
                 exec(code, namespace)

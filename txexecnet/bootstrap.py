@@ -64,7 +64,8 @@ def sourceBootstrap(config: dict[str, Any], entry: str = "serve_popen") -> bytes
 
 @lru_cache(maxsize=None)
 def _compiledRuntime() -> str:
-    code = compile(remoteSource(), os.path.abspath(_remote.__file__), "exec")
+    # dont_inherit: the runtime gets none of this module's __future__ flags.
+    code = compile(remoteSource(), os.path.abspath(_remote.__file__), "exec", dont_inherit=True)
     return binascii.b2a_base64(marshal.dumps(code), newline=False).decode("ascii")
 
 

@@ -57,27 +57,37 @@ def dumps(obj: Any) -> bytes:
     """
     Serialize C{obj} as execnet's C{dumps} would accept it: None, bool,
     int, float, complex, str, bytes, and lists, tuples, dicts, sets and
-    frozensets of them (txexecnet's channels also take C{bytearray}, which
-    execnet refuses, and so does this).
+    frozensets of them.  What txexecnet's channels carry beyond that
+    (C{bytearray}, dates and times, C{Decimal}, C{UUID}, paths, registered
+    types) execnet refuses, and so does this.
 
     @param obj: the object to serialize.
     @raise DumpError: naming the type of an object execnet cannot send.
     """
-    _refuseBytearrays(obj, 0)
+    _refuseWhatExecnetRefuses(obj, 0)
     return _dumps(obj)
 
 
-def _refuseBytearrays(obj: Any, depth: int) -> None:
-    if type(obj) is bytearray:
-        raise DumpError("can't serialize an object of type bytearray: execnet cannot send it")
-    if depth < MAX_DEPTH:
-        if type(obj) in (list, tuple, set, frozenset):
-            for x in obj:
-                _refuseBytearrays(x, depth + 1)
-        elif type(obj) is dict:
-            for k, v in obj.items():
-                _refuseBytearrays(k, depth + 1)
-                _refuseBytearrays(v, depth + 1)
+#: The types execnet's serializer takes (its channels aside).
+_EXECNET_LEAVES = frozenset((type(None), bool, int, float, complex, str, bytes))
+
+
+def _refuseWhatExecnetRefuses(obj: Any, depth: int) -> None:
+    t = type(obj)
+    if t in _EXECNET_LEAVES or depth >= MAX_DEPTH:
+        return  # past the limit the serializer refuses the item itself
+    if t in (list, tuple, set, frozenset):
+        for x in obj:
+            _refuseWhatExecnetRefuses(x, depth + 1)
+    elif t is dict:
+        for k, v in obj.items():
+            _refuseWhatExecnetRefuses(k, depth + 1)
+            _refuseWhatExecnetRefuses(v, depth + 1)
+    else:
+        raise DumpError(
+            f"can't serialize an object of type {t.__module__}.{t.__qualname__}: "
+            "execnet cannot send it"
+        )
 
 
 def dump(file: Any, obj: Any) -> None:
