@@ -1,6 +1,7 @@
 """
-Fuzz the serializer: loads() of any bytes returns an item or raises
-LoadError; what it returns, dumps() and loads() bring back unchanged.
+Fuzz the serializers, txexecnet's and execnet's format: loads() of any
+bytes returns an item or raises LoadError; what it returns, dumps() and
+loads() bring back unchanged.
 
     python fuzz/serializer.py -max_total_time=60 -rss_limit_mb=512
 """
@@ -10,10 +11,22 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from txexecnet._remote import DumpError, LoadError, dumps, loads
+    from txexecnet._remote import (
+        DumpError,
+        LoadError,
+        dumps,
+        execnet_dumps,
+        execnet_loads,
+        loads,
+    )
 
 
 def test_one_input(data: bytes) -> None:
+    check(data, dumps, loads)
+    check(data, execnet_dumps, execnet_loads)
+
+
+def check(data: bytes, dumps, loads) -> None:
     try:
         item = loads(data)
     except LoadError:

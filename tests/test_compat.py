@@ -143,6 +143,52 @@ def test_execnet_code_runs_unchanged_over_every_transport(group, spec, execmodel
     assert not gw.hasreceiver()
 
 
+def test_remote_code_may_not_close_its_own_channel_as_in_execnet(group, spec):
+    gw = group.makegateway(spec)
+    with pytest.raises(execnet.RemoteError) as info:
+        gw.remote_exec("channel.close()").waitclose(T)
+    assert "cannot explicitly close channel within remote_exec" in info.value.formatted
+    ch = gw.remote_exec(
+        """
+        f = channel.makefile("w", proxyclose=True)
+        f.write("hello world")
+        f.close()
+        """
+    )
+    assert ch.receive(T) == "hello world"
+    with pytest.raises(execnet.RemoteError, match="OSError"):
+        ch.receive(T)
+    # Any other channel it may close, and the runtime closes its own after it.
+    other = gw.newchannel()
+    done = gw.remote_exec("c = channel.receive(); c.close(); channel.send('closed')")
+    done.send(other)
+    assert done.receive(T) == "closed"
+    other.waitclose(T)
+    done.waitclose(T)
+
+
+def test_a_gateways_channels_are_where_execnet_keeps_them_on_both_sides(group, spec):
+    gw = group.makegateway(spec)
+    factory = gw._channelfactory
+    before = factory.channels()
+    gw.remote_status()
+    assert factory.channels() == before
+    waiting = factory.new()
+    assert waiting in factory.channels() and factory._channels[waiting.id] is waiting
+    factory._local_close(waiting.id, waiting.RemoteError("told so"))
+    with pytest.raises(execnet.RemoteError, match="told so"):
+        waiting.waitclose(T)
+    assert waiting.id not in factory._channels
+    first = gw.remote_exec("channel.send(channel.gateway._channelfactory._channels[channel.id].id)")
+    assert first.receive(T) == first.id
+    first.waitclose(T)
+    second = gw.remote_exec(
+        "channel.send(%d in channel.gateway._channelfactory._channels)" % first.id
+    )
+    assert second.receive(T) is False
+    assert first.id not in factory._channels
+
+
 def test_remote_errors_timeouts_and_channel_calls_behave_as_in_execnet(group):
     gw = group.makegateway()
     ch = gw.remote_exec("channel.receive()\n1/0")
@@ -381,9 +427,12 @@ def test_remote_code_imports_execnet_where_it_is_not_installed(group):
             execnet.dumps(object())
         except execnet.DumpError:
             channel.send(execnet.loads(execnet.dumps(MAIN_THREAD_ONLY_DEADLOCK_TEXT)))
+        channel.send(execnet.dumps({"a": [1, 2.5, (b"x", None)]}))
         """
     )
     assert ch.receive(T) == gateway_base.MAIN_THREAD_ONLY_DEADLOCK_TEXT
+    # In execnet's format, as an installed execnet would write it.
+    assert ch.receive(T) == execnet.dumps({"a": [1, 2.5, (b"x", None)]})
 
 
 class HostRSync(execnet.RSync):

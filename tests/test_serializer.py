@@ -14,6 +14,7 @@ from collections import OrderedDict, namedtuple
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import containers
 
 import txexecnet
 from txexecnet import DataFormatError, DumpError, LoadError, dumps, loads
@@ -85,16 +86,8 @@ hashable = st.recursive(
     max_leaves=10,
 )
 
-anything = st.recursive(
-    hashable | st.builds(bytearray, st.binary()) | nan_decimals,
-    lambda children: (
-        st.lists(children, max_size=5)
-        | st.tuples(children, children)
-        | st.dictionaries(hashable, children, max_size=5)
-        | st.sets(hashable, max_size=5)
-        | st.frozensets(hashable, max_size=5)
-    ),
-    max_leaves=30,
+anything = containers(
+    hashable | st.builds(bytearray, st.binary()) | nan_decimals, hashable, max_size=5, max_leaves=30
 )
 
 

@@ -329,12 +329,12 @@ def test_compat_dumps_refuses_them_as_execnet_does(value):
 
     with pytest.raises(real.DumpError):
         real.dumps(value)
-    with pytest.raises(gateway_base.DumpError, match="execnet cannot send"):
+    with pytest.raises(gateway_base.DumpError, match="can't serialize <class '"):
         gateway_base.dumps(value)
 
 
 def test_compat_dumps_refuses_registered_types(registered):
     registered("test.Point", Point, dataclasses.astuple, lambda s: Point(*s))
     assert loads(dumps(Point(1, 2))) == Point(1, 2)
-    with pytest.raises(gateway_base.DumpError, match="Point: execnet cannot send"):
+    with pytest.raises(gateway_base.DumpError, match="can't serialize <class '.*Point'>"):
         gateway_base.dumps({"p": Point(1, 2)})

@@ -1066,6 +1066,338 @@ class FrameBuffer(object):
 
 
 # ---------------------------------------------------------------------------
+# execnet's serialization format
+#
+# What execnet's dumps() writes and its loads() reads, for code written for
+# execnet: a version byte, then a program for a stack machine (push an item,
+# fill the container below it, build a tuple or set of the items on top)
+# ended by STOP.  txexecnet's channels do not use it.  The decoder only builds
+# the listed builtin types, grows containers with the items that arrive
+# rather than with the sizes they claim, and turns anything inconsistent into
+# a LoadError.
+# ---------------------------------------------------------------------------
+
+EXECNET_DUMPFORMAT_VERSION = b"\x02"
+
+
+class ExecnetOpcode(object):
+    """The opcodes of execnet's serialization format, by name."""
+
+    BUILDTUPLE = b"@"
+    BYTES = b"A"
+    CHANNEL = b"B"
+    FALSE = b"C"
+    FLOAT = b"D"
+    FROZENSET = b"E"
+    INT = b"F"
+    LONG = b"G"
+    LONGINT = b"H"
+    LONGLONG = b"I"
+    NEWDICT = b"J"
+    NEWLIST = b"K"
+    NONE = b"L"
+    PY2STRING = b"M"
+    PY3STRING = b"N"
+    SET = b"O"
+    SETITEM = b"P"
+    STOP = b"Q"
+    TRUE = b"R"
+    UNICODE = b"S"
+    COMPLEX = b"T"
+
+
+_X = ExecnetOpcode
+_X_INT_MIN, _X_INT_MAX = -0x80000000, 0x7FFFFFFF
+
+
+def execnet_dumps_internal(obj, channel_id=None):
+    """
+    C{obj} in execnet's format without the version byte, as execnet's
+    C{dumps_internal} writes it.
+
+    @param channel_id: as for L{dumps}; without it a channel is refused.
+    @raise DumpError: for a type execnet cannot send, nesting deeper than
+        L{MAX_DEPTH}, or a string that is not UTF-8 encodable.
+    """
+    parts = []
+    _execnet_dump(obj, parts.append, channel_id, 0)
+    parts.append(_X.STOP)
+    return b"".join(parts)
+
+
+def _execnet_sized(op, data):
+    if len(data) > _X_INT_MAX:
+        raise DumpError("an item of %d bytes is too long for execnet's format" % len(data))
+    return op + _I32.pack(len(data)) + data
+
+
+def _execnet_dump(obj, append, channel_id, depth):
+    t = type(obj)
+    if obj is None:
+        append(_X.NONE)
+    elif t is bool:
+        append(_X.TRUE if obj else _X.FALSE)
+    elif t is int:
+        if _X_INT_MIN <= obj <= _X_INT_MAX:
+            append(_X.INT + _I32.pack(obj))
+        else:
+            try:
+                digits = str(obj).encode("ascii")
+            except ValueError as e:  # past the interpreter's limit on digits
+                raise DumpError("can't serialize the int: %s" % e)
+            append(_execnet_sized(_X.LONGINT, digits))
+    elif t is float:
+        append(_X.FLOAT + _F64.pack(obj))
+    elif t is complex:
+        append(_X.COMPLEX + _C128.pack(obj.real, obj.imag))
+    elif t is bytes:
+        append(_execnet_sized(_X.BYTES, obj))
+    elif t is str:
+        try:
+            data = obj.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DumpError("strings must be utf-8 encodable")
+        append(_execnet_sized(_X.PY3STRING, data))
+    elif t in _EXECNET_CONTAINERS:
+        if depth >= MAX_DEPTH:
+            raise DumpError("item nests deeper than %d levels" % MAX_DEPTH)
+        depth += 1
+        if t is list:
+            append(_X.NEWLIST + _I32.pack(len(obj)))
+            for i, x in enumerate(obj):
+                append(_X.INT + _I32.pack(i))
+                _execnet_dump(x, append, channel_id, depth)
+                append(_X.SETITEM)
+        elif t is dict:
+            append(_X.NEWDICT)
+            for k, v in obj.items():
+                _execnet_dump(k, append, channel_id, depth)
+                _execnet_dump(v, append, channel_id, depth)
+                append(_X.SETITEM)
+        else:
+            for x in obj:
+                _execnet_dump(x, append, channel_id, depth)
+            append(_EXECNET_CONTAINERS[t] + _I32.pack(len(obj)))
+    else:
+        cid = None if channel_id is None else channel_id(obj)
+        if cid is None:
+            raise DumpError("can't serialize %s" % (t,))
+        append(_X.CHANNEL + _I32.pack(cid))
+
+
+_EXECNET_CONTAINERS = {
+    list: _X.NEWLIST,
+    dict: _X.NEWDICT,
+    tuple: _X.BUILDTUPLE,
+    set: _X.SET,
+    frozenset: _X.FROZENSET,
+}
+
+
+class _ExecnetList(list):
+    """A list being filled, and the length its NEWLIST announced."""
+
+    __slots__ = ("expected",)
+
+
+class ExecnetUnserializer(object):
+    """
+    Reads items in execnet's format from a binary stream, as execnet's
+    C{Unserializer}: each L{load} reads one item, up to its STOP, and no
+    byte more.
+    """
+
+    def __init__(self, stream, strconfig=None, channel_factory=None):
+        """
+        @param stream: has C{read(n)}.
+        @param strconfig: C{(py2str_as_py3str, py3str_as_py2str)}: load
+            Python 2 strings as C{str}, and Python 3 strings as C{bytes}.
+        @param channel_factory: as for L{loads}; without it a channel is
+            refused.
+        """
+        self.stream = stream
+        self.py2str_as_py3str, self.py3str_as_py2str = strconfig or (False, False)
+        self.channel_factory = channel_factory
+
+    def load(self, versioned=False):
+        """
+        Read one item; C{versioned}: after the version byte.
+
+        @raise EOFError: if the stream ends before the item does.
+        @raise LoadError: for malformed data or another format version.
+        """
+        if versioned:
+            version = self._read(1)
+            if version != EXECNET_DUMPFORMAT_VERSION:
+                raise LoadError("wrong dumpformat version %r" % version)
+        stack = []
+        try:
+            while True:
+                op = self.stream.read(1)
+                if not op:
+                    raise EOFError("the stream ends inside a serialized item")
+                if op == _X.STOP:
+                    if len(stack) != 1:
+                        raise LoadError("%d items before STOP; one was expected" % len(stack))
+                    return _execnet_finished(stack.pop())
+                self._step(op, stack)
+        except (TypeError, ValueError, UnicodeError, OverflowError, struct.error) as e:
+            raise LoadError("malformed serialized data: %s: %s" % (type(e).__name__, e))
+
+    def _read(self, n):
+        data = self.stream.read(n)
+        if len(data) != n:
+            raise EOFError("the stream ends inside a serialized item")
+        return data
+
+    def _int4(self):
+        return _I32.unpack(self._read(4))[0]
+
+    def _sized(self):
+        n = self._int4()
+        if n < 0:
+            raise LoadError("malformed serialized data: a length of %d" % n)
+        return self._read(n)
+
+    def _step(self, op, stack):
+        push = stack.append
+        if op == _X.INT or op == _X.LONG:
+            push(self._int4())
+        elif op == _X.NONE:
+            push(None)
+        elif op == _X.TRUE:
+            push(True)
+        elif op == _X.FALSE:
+            push(False)
+        elif op == _X.PY3STRING:
+            data = self._sized()
+            push(data if self.py3str_as_py2str else data.decode("utf-8"))
+        elif op == _X.BYTES:
+            push(self._sized())
+        elif op == _X.FLOAT:
+            push(_F64.unpack(self._read(8))[0])
+        elif op == _X.NEWLIST:
+            new = _ExecnetList()
+            new.expected = self._int4()
+            push(new)
+        elif op == _X.NEWDICT:
+            push({})
+        elif op == _X.SETITEM:
+            if len(stack) < 3:
+                raise LoadError("malformed serialized data: not enough items for SETITEM")
+            value = _execnet_finished(stack.pop())
+            key = _execnet_finished(stack.pop())
+            target = stack[-1]
+            if type(target) is dict:
+                target[key] = value
+            elif type(target) is _ExecnetList and key == len(target) < target.expected:
+                target.append(value)
+            elif type(target) is _ExecnetList:
+                raise LoadError(
+                    "malformed serialized data: item %r of a list of %d set after %d"
+                    % (key, target.expected, len(target))
+                )
+            else:
+                raise LoadError(
+                    "malformed serialized data: SETITEM on a %s" % type(target).__name__
+                )
+        elif op in _EXECNET_BUILT:
+            n = self._int4()
+            if not 0 <= n <= len(stack):
+                raise LoadError(
+                    "malformed serialized data: %d items for %d on the stack" % (n, len(stack))
+                )
+            items = [_execnet_finished(x) for x in stack[len(stack) - n :]]
+            del stack[len(stack) - n :]
+            push(_EXECNET_BUILT[op](items))
+        elif op == _X.LONGINT or op == _X.LONGLONG:
+            push(int(self._sized()))
+        elif op == _X.COMPLEX:
+            push(complex(*_C128.unpack(self._read(16))))
+        elif op == _X.PY2STRING:
+            data = self._sized()
+            push(data.decode("latin-1") if self.py2str_as_py3str else data)
+        elif op == _X.UNICODE:
+            push(self._sized().decode("utf-8"))
+        elif op == _X.CHANNEL:
+            cid = self._int4()
+            if self.channel_factory is None:
+                raise LoadError("a channel, where none can be made")
+            push(self.channel_factory(cid))
+        else:
+            raise LoadError("unknown opcode %r - wire protocol corruption?" % (op,))
+
+
+_EXECNET_BUILT = {_X.BUILDTUPLE: tuple, _X.SET: set, _X.FROZENSET: frozenset}
+
+
+def _execnet_finished(item):
+    if type(item) is _ExecnetList:
+        if len(item) != item.expected:
+            raise LoadError(
+                "malformed serialized data: a list of %d items got %d" % (item.expected, len(item))
+            )
+        return list(item)
+    return item
+
+
+class _BytesReader(object):
+    """C{read(n)} over bytes, never past their end."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def read(self, n):
+        start = self.pos
+        self.pos = min(start + n, len(self.data))
+        return self.data[start : self.pos]
+
+
+def execnet_dumps(obj):
+    """C{obj} in execnet's format, as execnet's C{dumps} writes it."""
+    return EXECNET_DUMPFORMAT_VERSION + execnet_dumps_internal(obj)
+
+
+def execnet_loads(data, py2str_as_py3str=False, py3str_as_py2str=False):
+    """
+    Rebuild an object from bytes in execnet's format (as its C{loads}, but
+    bytes after the item are an error, not ignored).
+
+    @raise LoadError: for malformed or truncated data, or another version.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise LoadError("loads() takes bytes, not %s" % type(data).__name__)
+    stream = _BytesReader(bytes(data))
+    try:
+        obj = ExecnetUnserializer(stream, (py2str_as_py3str, py3str_as_py2str)).load(versioned=True)
+    except EOFError as e:
+        raise LoadError("malformed serialized data: %s" % e)
+    if stream.pos != len(stream.data):
+        raise LoadError(
+            "malformed serialized data: %d trailing bytes" % (len(stream.data) - stream.pos)
+        )
+    return obj
+
+
+def execnet_dump(file, obj):
+    """Write L{execnet_dumps}C{(obj)} to the binary C{file}."""
+    file.write(execnet_dumps(obj))
+
+
+def execnet_load(file, py2str_as_py3str=False, py3str_as_py2str=False):
+    """
+    Read one item in execnet's format from the binary C{file} (as its
+    C{load}), and no byte more.
+
+    @raise EOFError: if the file ends before the item does.
+    """
+    return ExecnetUnserializer(file, (py2str_as_py3str, py3str_as_py2str)).load(versioned=True)
+
+
+# ---------------------------------------------------------------------------
 # Remote errors
 #
 # A CHANNEL_CLOSE_ERROR payload is a str, the text a channel was closed
@@ -1127,6 +1459,11 @@ def error_payload(error, text=None, filename=None, source=None):
         # The exception's class decides what its args are (a property may
         # raise, or not give a tuple): the text at least goes.
         return dumps(text)
+
+
+def error_text(error):
+    """The traceback of C{error} as text, as its L{RemoteError} carries it."""
+    return _traceback_of(error)[0]
 
 
 def _traceback_of(error):
@@ -1259,6 +1596,9 @@ class Channel(object):
         # The file name and source of the code run for this channel: its
         # tracebacks, and those of its callbacks, show their lines.
         self._code = (None, None)
+        # Set while its code runs, for a client that wants execnet's rule:
+        # code does not close its own channel (the runtime does, after it).
+        self._close_refused = False
         self._callback = None
         self._endmarker = NO_ENDMARKER_WANTED
         self._lock = threading.Lock()
@@ -1439,7 +1779,12 @@ class Channel(object):
         """
         Close this channel on both sides; with C{error}, the other side's
         C{receive()} raises L{RemoteError} carrying that text.
+
+        @raise IOError: if the client asked for execnet's rule that code
+            does not close its own channel, and this is it.
         """
+        if self._close_refused:
+            raise IOError("cannot explicitly close channel within remote_exec")
         self._close(None if error is None else dumps(str(error)))
 
     def _close(self, error_payload):
@@ -1492,6 +1837,15 @@ class Channel(object):
         if callback is not None and self._endmarker is not NO_ENDMARKER_WANTED:
             callback(self._endmarker)
         self.gateway._forget(self)
+
+
+class _ExecnetChannelTable(object):
+    """A gateway's open channels by id, where execnet keeps them."""
+
+    __slots__ = ("_channels",)
+
+    def __init__(self, channels):
+        self._channels = channels
 
 
 class ChannelFile(object):
@@ -2092,6 +2446,12 @@ class RemoteGateway(object):
                 ch = self._channels[cid] = Channel(self, cid)
             return ch
 
+    @property
+    def _channelfactory(self):
+        # execnet's name for what holds a gateway's channels: remote code
+        # written for execnet reads channel.gateway._channelfactory._channels.
+        return _ExecnetChannelTable(self._channels)
+
     def _forget(self, channel):
         with self._chanlock:
             if self._channels.get(channel.id) is channel and channel._closed:
@@ -2481,7 +2841,11 @@ class RemoteGateway(object):
                     raise KeyboardInterrupt
                 if self._route is not None:
                     self._route.target = _OutputTarget(self, cid)
-                sent, name, call_name, kwargs = loads(payload, self._get_channel)
+                item = loads(payload, self._get_channel)
+                sent, name, call_name, kwargs = item[:4]
+                # A fifth element, the options, is there only if one is set.
+                options = item[4] if len(item) > 4 else {}
+                channel._close_refused = not options.get("code_may_close", True)
                 # Remote code is compiled as a module of its own: with
                 # none of the runtime's __future__ flags (postponed
                 # annotations break dataclasses in a module that is not
@@ -2493,6 +2857,7 @@ class RemoteGateway(object):
                 if call_name:
                     namespace[call_name](channel, **kwargs)
             finally:
+                channel._close_refused = False
                 try:
                     if self._route is not None:
                         # Before the close: whoever sees it has all the output.
@@ -2722,21 +3087,22 @@ def _exit_after(seconds, status):
     t.start()
 
 
-#: What C{import execnet} gives remote code where execnet is not installed.
-_EXECNET_NAMES = (
-    "Channel",
-    "DataFormatError",
-    "DumpError",
-    "ExecModel",
-    "LoadError",
-    "RemoteError",
-    "TimeoutError",
-    "dump",
-    "dumps",
-    "get_execmodel",
-    "load",
-    "loads",
-)
+#: What C{import execnet} gives remote code where execnet is not installed:
+#: its name -> this runtime's.
+_EXECNET_NAMES = {
+    "Channel": "Channel",
+    "DataFormatError": "DataFormatError",
+    "DumpError": "DumpError",
+    "ExecModel": "ExecModel",
+    "LoadError": "LoadError",
+    "RemoteError": "RemoteError",
+    "TimeoutError": "TimeoutError",
+    "dump": "execnet_dump",
+    "dumps": "execnet_dumps",
+    "get_execmodel": "get_execmodel",
+    "load": "execnet_load",
+    "loads": "execnet_loads",
+}
 
 
 class _ExecnetAlias(object):
@@ -2761,8 +3127,8 @@ class _ExecnetAlias(object):
 
     def exec_module(self, module):
         namespace = globals()
-        for name in _EXECNET_NAMES:
-            setattr(module, name, namespace[name])
+        for name, ours in _EXECNET_NAMES.items():
+            setattr(module, name, namespace[ours])
         module.MAIN_THREAD_ONLY_DEADLOCK_TEXT = CONCURRENT_MAIN_EXEC
         if module.__name__ == "execnet":
             import importlib

@@ -4,6 +4,8 @@ The local end of a gateway: owns the channels of one remote interpreter.
 
 from __future__ import annotations
 
+import builtins
+import dis
 import inspect
 import textwrap
 import threading
@@ -119,7 +121,12 @@ class Gateway:
     @ivar output: the L{OutputHandler} that takes what remote code writes
         (C{None}: L{logOutput}, events of the twisted.logger namespace
         C{txexecnet.remote}).
+    @ivar codeMayClose: whether code sent by L{remote_exec} may close its
+        own channel before it ends; where not, its C{channel.close()}
+        raises C{IOError}, as in execnet (L{txexecnet.compat}'s gateways).
     """
+
+    codeMayClose = True
 
     def __init__(
         self,
@@ -273,12 +280,17 @@ class Gateway:
             whose source is sent.
         @param kwargs: keyword arguments for a function (serializable items).
         @raise GatewayClosed: if the gateway has ended.
+        @raise ValueError: for a function that cannot run remotely (see
+            L{sourceOfFunction}).
         """
         code, filename, callName = _sourceOf(source, kwargs)
         if self._terminated:
             raise GatewayClosed(f"gateway {self.id} is closed: {self._endReason}")
         channel = self.newchannel()
-        payload = dumps((code, filename, callName, kwargs), self.channelIdOf)
+        sent: tuple[Any, ...] = (code, filename, callName, kwargs)
+        if not self.codeMayClose:
+            sent += ({"code_may_close": False},)
+        payload = dumps(sent, self.channelIdOf)
         self.sendFrame(CHANNEL_EXEC, channel.id, [payload])
         return channel
 
@@ -296,7 +308,11 @@ class Gateway:
             raise GatewayClosed(f"gateway {self.id} is closed: {self._endReason}")
         channel = self.newchannel()
         self.sendFrame(GATEWAY_STATUS, channel.id, [])
-        return channel.receive(timeout).addCallback(lambda status: RemoteStatus(**status))
+        # The remote side closes the channel after its answer: waiting for
+        # that too means the channel is gone when the caller has the answer.
+        return channel.receive(timeout).addCallback(
+            lambda status: channel.waitclose(timeout).addCallback(lambda _: RemoteStatus(**status))
+        )
 
     def newchannel(self) -> Channel:
         """
@@ -307,6 +323,10 @@ class Gateway:
         self._nextId += 2
         self._channels[channel.id] = channel
         return channel
+
+    def openChannels(self) -> list[Channel]:
+        """This gateway's channels that neither side has closed, by id."""
+        return [ch for cid, ch in sorted(self._channels.items()) if not ch.isclosed()]
 
     def exit(self, timeout: float = DEFAULT_EXIT_TIMEOUT) -> Deferred[None]:
         """
@@ -705,22 +725,7 @@ def _sourceOf(
             raise TypeError("keyword arguments are only accepted with a function")
         return textwrap.dedent(source), "<remote exec>", None
     if isinstance(source, types.FunctionType):
-        if source.__name__ == "<lambda>":
-            raise ValueError("remote_exec() needs a named function, not a lambda")
-        if source.__closure__:
-            raise ValueError(
-                f"function {source.__name__} is a closure; only plain functions can be sent"
-            )
-        params = list(inspect.signature(source).parameters)
-        if not params or params[0] != "channel":
-            raise ValueError(
-                f"function {source.__name__} must take 'channel' as its first argument"
-            )
-        # Sent at its own line numbers in its own file's name, so remote
-        # tracebacks point at the lines the caller wrote.
-        lines, first = inspect.getsourcelines(source)
-        code = "\n" * (first - 1) + textwrap.dedent("".join(lines))
-        filename = inspect.getsourcefile(source) or f"<remote function {source.__name__}>"
+        code, filename = sourceOfFunction(source)
         return code, filename, source.__name__
     if isinstance(source, types.ModuleType):
         if kwargs:
@@ -729,3 +734,67 @@ def _sourceOf(
     raise TypeError(
         f"remote_exec() takes a source string, a function or a module, not {type(source).__name__}"
     )
+
+
+def sourceOfFunction(function: types.FunctionType) -> tuple[str, str]:
+    """
+    What C{remote_exec(function)} sends: the function's source, at its own
+    line numbers, and its file's name.  The function runs remotely with
+    nothing of its module, so it must be self-contained.
+
+    @param function: the function to send.
+    @raise ValueError: for a lambda, a closure, a function whose first
+        parameter is not C{channel}, one that reads global names other
+        than builtins, or one whose source cannot be found.
+    """
+    name = function.__name__
+    if name == "<lambda>":
+        raise ValueError("remote_exec() needs a named function, not a lambda")
+    if function.__closure__:
+        raise ValueError(f"function {name} is a closure; only plain functions can be sent")
+    params = list(inspect.signature(function).parameters)
+    if not params or params[0] != "channel":
+        raise ValueError(f"function {name} must take 'channel' as its first argument")
+    missing = globalNames(function.__code__)
+    if missing:
+        raise ValueError(
+            f"function {name} reads the global names {', '.join(missing)}, which the remote "
+            "side does not have: import or define them inside the function"
+        )
+    try:
+        lines, first = inspect.getsourcelines(function)
+    except OSError as e:
+        raise ValueError(f"the source of function {name} cannot be found: {e}") from None
+    # Sent at its own line numbers in its own file's name, so remote
+    # tracebacks point at the lines the caller wrote.
+    code = "\n" * (first - 1) + textwrap.dedent("".join(lines))
+    return code, inspect.getsourcefile(function) or f"<remote function {name}>"
+
+
+def globalNames(code: types.CodeType) -> list[str]:
+    """
+    The global names that C{code}, and the functions and classes defined in
+    it, read without defining them, builtins left out, in the order of
+    their first use.
+
+    @param code: a function's code object.
+    """
+    names: list[str] = []
+    defined: set[str] = set()
+    _collectGlobals(code, names, defined)
+    return [n for n in names if n not in defined]
+
+
+def _collectGlobals(code: types.CodeType, names: list[str], defined: set[str]) -> None:
+    instructions = list(dis.get_instructions(code))
+    # A class body reads its own names with LOAD_NAME.
+    local = {i.argval for i in instructions if i.opname == "STORE_NAME"}
+    for i in instructions:
+        if i.opname == "STORE_GLOBAL":
+            defined.add(i.argval)
+        elif i.opname == "LOAD_GLOBAL" or (i.opname == "LOAD_NAME" and i.argval not in local):
+            if i.argval not in names and i.argval not in vars(builtins):
+                names.append(i.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _collectGlobals(const, names, defined)

@@ -5,31 +5,57 @@ habits execnet code relies on.
 
 from __future__ import annotations
 
-import textwrap
+import types
 from typing import Any
 
 from twisted.internet import defer
 
 from .. import blocking
-from ..gateway import DEFAULT_EXIT_TIMEOUT
+from ..gateway import DEFAULT_EXIT_TIMEOUT, globalNames, sourceOfFunction
 from ..errors import TimeoutError
-from .gateway_base import Channel, ExecModel, get_execmodel
+from .gateway_base import Channel, ChannelFactory, ExecModel, get_execmodel
 
-__all__ = ["Gateway", "RInfo"]
+__all__ = ["Gateway", "RInfo", "rinfo_source"]
 
-#: What C{_rinfo(update=True)} runs remotely.
-_RINFO_SOURCE = textwrap.dedent(
+
+def rinfo_source(channel):
     """
-    import os, sys
-    channel.send(dict(
-        executable=sys.executable,
-        version_info=tuple(sys.version_info[:5]),
-        platform=sys.platform,
-        cwd=os.getcwd(),
-        pid=os.getpid(),
-    ))
+    What C{_rinfo(update=True)} runs remotely (unannotated: annotations
+    would be evaluated there).
+
+    @param channel: where it sends what the remote interpreter is.
     """
-)
+    import os
+    import sys
+
+    channel.send(
+        dict(
+            executable=sys.executable,
+            version_info=tuple(sys.version_info[:5]),
+            platform=sys.platform,
+            cwd=os.getcwd(),
+            pid=os.getpid(),
+        )
+    )
+
+
+def _source_of_function(function: types.FunctionType) -> str:
+    """
+    The source C{remote_exec(function)} sends (execnet's name: its users
+    check functions with it before sending them).
+
+    @raise ValueError: if the function cannot be sent (see
+        L{txexecnet.gateway.sourceOfFunction}).
+    """
+    return sourceOfFunction(function)[0]
+
+
+def _find_non_builtin_globals(source: str, codeobj: types.CodeType) -> list[str]:
+    """
+    The global names, builtins left out, that the code of a function
+    reads (execnet's name and signature; the source is not needed).
+    """
+    return globalNames(codeobj)
 
 
 class RInfo:
@@ -70,6 +96,15 @@ class Gateway(blocking.Gateway):
     remote_execmodel: ExecModel = get_execmodel("thread")
     _cache_rinfo: RInfo | None = None  # execnet's name: its users reset it
 
+    def __init__(self, wrapped: Any) -> None:
+        """
+        @param wrapped: the L{txexecnet.Gateway} to stand for; made in the reactor thread.
+        """
+        super().__init__(wrapped)
+        # execnet's rule, before any remote_exec: code does not close its
+        # own channel (its channel.close() raises IOError).
+        wrapped.codeMayClose = False
+
     def _rinfo(self, update: bool = False) -> RInfo:
         """
         What the remote interpreter is; asked once, then kept (its C{cwd}
@@ -79,7 +114,7 @@ class Gateway(blocking.Gateway):
         """
         if self._cache_rinfo is None or update:
             if update:
-                channel = self.remote_exec(_RINFO_SOURCE)
+                channel = self.remote_exec(rinfo_source)
                 info = channel.receive()
                 # Until its code has ended, a main_thread_only remote refuses
                 # the next remote_exec.
@@ -101,6 +136,11 @@ class Gateway(blocking.Gateway):
     @property
     def _group(self) -> Any:
         return self.group
+
+    @property
+    def _channelfactory(self) -> ChannelFactory:
+        # execnet's name: its users reach a gateway's channels through it.
+        return ChannelFactory(self)
 
     def __repr__(self) -> str:
         state = "closed" if self.isTerminated() else "receive-live"
