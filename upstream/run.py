@@ -6,6 +6,11 @@ against the real packages and against txexecnet.compat.
     .venv/bin/python upstream/run.py xdist compat
     .venv/bin/python upstream/run.py all            # both suites, real then compat
     .venv/bin/python upstream/run.py execnet real -- -k test_channel -x
+    .venv/bin/python upstream/run.py all --check    # status 1 below the required share
+
+A compat run reports the share of the tests passing on the real packages
+that pass on compat, and whether it reaches the share required of it (90%
+for execnet's suite, 95% for pytest-xdist's).
 
 Everything it fetches or makes lives in a cache outside the repository
 (C{$TXEXECNET_UPSTREAM_CACHE}, default C{~/.cache/txexecnet-upstream}):
@@ -77,6 +82,9 @@ class Suite:
     sha256: str
     #: Seconds the whole run may take before it is killed.
     budget: int
+    #: The share of the tests passing on the real packages that must pass
+    #: on compat.
+    required: float
     #: Our replacement for testing/conftest.py, if any.
     conftest: str | None = None
 
@@ -93,6 +101,7 @@ SUITES = {
         "execnet-2.1.2.tar.gz",
         "63d83bfdd9a23e35b9c6a3261412324f964c2ec8dcd8d3c6916ee9373e0befcd",
         budget=1200,
+        required=0.90,
         conftest="execnet_conftest.py",
     ),
     "xdist": Suite(
@@ -102,6 +111,7 @@ SUITES = {
         "pytest_xdist-3.8.0.tar.gz",
         "7e578125ec9bc6050861aa93f2d59f1d8d085595d6551c2c90b6f4fad8d3a9f1",
         budget=1800,
+        required=0.95,
     ),
 }
 
@@ -422,7 +432,9 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
     return proc.wait()
 
 
-def runSuite(suite: Suite, mode: str, via: str, extra: list[str], results: Path) -> int:
+def runSuite(
+    suite: Suite, mode: str, via: str, extra: list[str], results: Path, check: bool = False
+) -> int:
     root = unpack(suite)
     env = environment(suite, mode, via)
     why = checkCompat(env, suite, via) if mode == "compat" else checkReal(env, suite)
@@ -488,16 +500,17 @@ def runSuite(suite: Suite, mode: str, via: str, extra: list[str], results: Path)
     say(f"{suite.name} {mode}: {describe(c)} in {elapsed:.1f} s (pytest status {status})")
     if closing := pytestSummary(log):
         say(f"  pytest: {closing}")
-    if mode == "compat":
-        compare(suite, found, results)
+    if mode == "compat" and not compare(suite, found, results) and check:
+        return 1
     return 0
 
 
-def compare(suite: Suite, compat: dict[str, str], results: Path) -> None:
+def compare(suite: Suite, compat: dict[str, str], results: Path) -> bool:
+    """Report how compat did against the real packages; whether it met the requirement."""
     realPath = results / f"{suite.name}-real.json"
     if not realPath.exists():
         say(f"  no real baseline in {realPath}: run '{suite.name} real' for the ratio")
-        return
+        return False
     real = json.loads(realPath.read_text())
     if real.get("pytest") != PYTEST or real.get("extra_args"):
         say(
@@ -515,6 +528,9 @@ def compare(suite: Suite, compat: dict[str, str], results: Path) -> None:
         f" real passes: {ratio:.1%} ({len(compatPassed)} passed in all);"
         f" {len(regressions)} pass on real only, listed in {path}"
     )
+    met = ratio >= suite.required
+    say(f"  required: {suite.required:.0%}, {'met' if met else 'NOT met'}")
+    return met
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -533,6 +549,11 @@ def main(argv: list[str] | None = None) -> int:
         help="how compat runs install txexecnet.compat (default: sitecustomize)",
     )
     parser.add_argument("--results", type=Path, default=CACHE / "results")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit with status 1 if compat passes less than the required share",
+    )
     opts = parser.parse_args(argv)
     if opts.suite == "all":
         suites, modes = list(SUITES.values()), ["real", "compat"]
@@ -550,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     worst = 0
     for suite in suites:
         for mode in modes:
-            worst = max(worst, runSuite(suite, mode, opts.via, extra, opts.results))
+            worst = max(worst, runSuite(suite, mode, opts.via, extra, opts.results, opts.check))
     return worst
 
 

@@ -32,8 +32,6 @@ from txexecnet._remote import (
     error_text,
     get_execmodel,
 )
-from txexecnet._remote import execnet_dump as dump
-from txexecnet._remote import execnet_dumps as dumps
 from txexecnet._remote import execnet_dumps_internal as dumps_internal
 from txexecnet._remote import execnet_load as load
 from txexecnet._remote import execnet_loads as loads
@@ -87,6 +85,28 @@ opcode = ExecnetOpcode
 
 #: Reads items in the format from a binary stream, one per C{load()}.
 Unserializer = ExecnetUnserializer
+
+
+def dumps(obj: Any) -> bytes:
+    """
+    C{obj} in execnet's format: L{DUMPFORMAT_VERSION} (read at each call,
+    as execnet's own tests change it), then L{dumps_internal}C{(obj)}.
+
+    @param obj: None, bool, int, float, complex, str, bytes, and lists,
+        tuples, dicts, sets and frozensets of them.
+    @raise DumpError: for anything else, naming its type, as execnet does.
+    """
+    return DUMPFORMAT_VERSION + dumps_internal(obj)
+
+
+def dump(file: Any, obj: Any) -> None:
+    """
+    Write L{dumps}C{(obj)} to the binary C{file}.
+
+    @param file: a binary file open for writing.
+    @param obj: the object to serialize.
+    """
+    file.write(dumps(obj))
 
 
 def bchr(n: int) -> bytes:
